@@ -1,0 +1,224 @@
+"""Typed schema for params.yaml and the profile overlays.
+
+Every stage validates the whole file before doing any work, so a typo in a section that a
+later stage reads fails the first stage, not the fifth one an hour later.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SPLITS = ("unlabeled", "train", "dev", "test")
+Split = Literal["unlabeled", "train", "dev", "test"]
+PROFILES_DIR = "profiles"
+
+
+class ParamsError(ValueError):
+    """params.yaml (or a profile) does not satisfy the schema."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _ordered(lo_hi: tuple[float, float], what: str) -> tuple[float, float]:
+    if lo_hi[0] > lo_hi[1]:
+        raise ValueError(f"{what} range must be [low, high] with low <= high, got {list(lo_hi)}")
+    return lo_hi
+
+
+Wpm = Annotated[int, Field(ge=80, le=450)]
+Percent = Annotated[int, Field(ge=0, le=100)]
+Snr = Annotated[float, Field(ge=-5.0, le=60.0)]
+Rt60 = Annotated[float, Field(gt=0.0, le=2.0)]
+
+
+class NoiseConfig(_Strict):
+    """Additive noise mixed at an SNR drawn uniformly from `snr_db`."""
+
+    kinds: list[Literal["white", "pink", "babble"]] = Field(min_length=1)
+    snr_db: tuple[Snr, Snr]
+    prob: float = Field(default=1.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _range(self) -> NoiseConfig:
+        _ordered(self.snr_db, "snr_db")
+        return self
+
+
+class ReverbConfig(_Strict):
+    """Synthetic room reverb: exponentially decaying noise impulse response."""
+
+    rt60_s: tuple[Rt60, Rt60]
+    prob: float = Field(default=1.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _range(self) -> ReverbConfig:
+        _ordered(self.rt60_s, "rt60_s")
+        return self
+
+
+class DomainConfig(_Strict):
+    """One acoustic domain: who speaks, how fast and high, and through what channel."""
+
+    voices: list[str] = Field(min_length=1)
+    rate_wpm: tuple[Wpm, Wpm]
+    pitch: tuple[Percent, Percent] = (35, 65)
+    pitch_range: tuple[Percent, Percent] = (40, 60)
+    noise: NoiseConfig | None = None
+    reverb: ReverbConfig | None = None
+    telephone: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> DomainConfig:
+        from hubert_ee.data.espeak import validate_voice
+
+        for name in ("rate_wpm", "pitch", "pitch_range"):
+            _ordered(getattr(self, name), name)
+        for voice in self.voices:
+            validate_voice(voice)
+        return self
+
+
+class SyntheticConfig(_Strict):
+    """Sizes are audio amounts; the planner turns them into utterance counts."""
+
+    domains: dict[str, DomainConfig] = Field(min_length=1)
+    unlabeled_hours: float = Field(gt=0, le=10_000)
+    train_hours: dict[str, Annotated[float, Field(ge=0, le=10_000)]]
+    dev_minutes: float = Field(gt=0, le=600)
+    test_minutes: float = Field(gt=0, le=600)
+    words_per_utterance: tuple[
+        Annotated[int, Field(ge=2, le=60)], Annotated[int, Field(ge=2, le=60)]
+    ] = (6, 16)
+    shard_utterances: int = Field(default=64, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _check(self) -> SyntheticConfig:
+        _ordered(self.words_per_utterance, "words_per_utterance")
+        unknown = sorted(set(self.train_hours) - set(self.domains))
+        if unknown:
+            raise ValueError(
+                f"train_hours names unknown domains {unknown}; known: {sorted(self.domains)}"
+            )
+        return self
+
+
+class RealCorpusConfig(_Strict):
+    """Where a real corpus lies and which of its parts make each split.
+
+    `parts` holds corpus part names for librispeech/tedlium (e.g. `dev-clean`) and manifest
+    paths (TSV, CSV, JSONL or a Kaldi data dir) for `corpus: manifest`.
+    """
+
+    root: str = "."
+    parts: dict[Split, list[str]] = Field(default_factory=dict)
+    part_domains: dict[str, str] = Field(default_factory=dict)
+    default_domain: str = "main"
+
+
+class DataConfig(_Strict):
+    corpus: Literal["synthetic", "librispeech", "tedlium", "manifest"] = "synthetic"
+    sample_rate: Literal[16000] = 16000
+    min_duration_s: float = Field(default=0.3, ge=0.025, le=60)
+    max_duration_s: float = Field(default=20.0, gt=0, le=3600)
+    teacher_domains: list[str] = Field(min_length=1)
+    target_domain: str
+    synthetic: SyntheticConfig | None = None
+    real: RealCorpusConfig | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        if self.min_duration_s >= self.max_duration_s:
+            raise ValueError("min_duration_s must be below max_duration_s")
+        if self.target_domain in self.teacher_domains:
+            raise ValueError(f"target_domain {self.target_domain!r} must not be a teacher domain")
+        if self.corpus == "synthetic":
+            if self.synthetic is None:
+                raise ValueError("corpus: synthetic needs a `synthetic:` section")
+            known = set(self.synthetic.domains)
+            missing = sorted({*self.teacher_domains, self.target_domain} - known)
+            if missing:
+                raise ValueError(
+                    f"domains {missing} are not defined under synthetic.domains {sorted(known)}"
+                )
+        elif self.real is None:
+            raise ValueError(f"corpus: {self.corpus} needs a `real:` section (root and parts)")
+        return self
+
+    @property
+    def domains(self) -> list[str]:
+        return [*self.teacher_domains, self.target_domain]
+
+
+class Params(_Strict):
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    num_workers: int = Field(default=0, ge=0, le=1024, description="0 = one per CPU core")
+    data: DataConfig
+
+
+def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """Overlay wins; mappings merge recursively, everything else (lists too) is replaced."""
+    out = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = [f"{source} is invalid ({err.error_count()} problem(s)):"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<top level>"
+        if e["type"] == "extra_forbidden":
+            lines.append(
+                f"  - {key}: unknown key (value {e['input']!r}); remove it or fix its spelling"
+            )
+        else:
+            lines.append(f"  - {key}: got {e['input']!r}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def validate_params(raw: dict[str, Any], source: str = "params") -> Params:
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise ParamsError(_format_errors(err, source)) from None
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path} must hold a mapping at the top level, got {type(raw).__name__}")
+    return raw
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    return validate_params(read_yaml(path), str(path))
+
+
+def profile_params(project_root: str | Path, profile: str) -> dict[str, Any]:
+    """params.yaml with `profiles/<profile>.yaml` merged over it (`default` = params.yaml)."""
+    root = Path(project_root)
+    base = read_yaml(root / "params.yaml")
+    if profile == "default":
+        return base
+    overlay_path = root / PROFILES_DIR / f"{profile}.yaml"
+    if not overlay_path.exists():
+        known = sorted(p.stem for p in (root / PROFILES_DIR).glob("*.yaml"))
+        raise ParamsError(f"unknown profile {profile!r}; known: {['default', *known]}")
+    merged = deep_merge(base, read_yaml(overlay_path))
+    validate_params(merged, f"params.yaml + {overlay_path}")
+    return merged

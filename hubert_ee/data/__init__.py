@@ -1,0 +1,1 @@
+"""Corpora (synthetic and real), audio I/O, validation and manifests."""
