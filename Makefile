@@ -52,6 +52,8 @@ format: install
 
 bench: install
 	$(BIN)/python benchmarks/prepare.py
+	$(BIN)/python benchmarks/features.py
+	$(BIN)/python benchmarks/kmeans.py
 
 clean-runs:
 	rm -rf runs

@@ -155,10 +155,65 @@ class DataConfig(_Strict):
         return [*self.teacher_domains, self.target_domain]
 
 
+class FeaturesConfig(_Strict):
+    """Frame features for k-means (one store per split and iteration)."""
+
+    splits: list[Split] = ["unlabeled", "train", "dev"]
+    num_shards: int = Field(default=4, ge=1, le=100_000)
+    float16: bool = False
+
+
+class KMeansConfig(_Strict):
+    implementation: Literal["torch", "sklearn"] = "torch"
+    fit_splits: list[Split] = Field(default=["unlabeled", "train"], min_length=1)
+    eval_split: Split = "dev"
+    fit_fraction: float = Field(default=0.1, gt=0, le=1)
+    max_fit_frames: int = Field(default=2_000_000, ge=1000)
+    max_iter: int = Field(default=100, ge=1, le=10_000)
+    n_init: int = Field(default=1, ge=1, le=100)
+
+
+class IterationConfig(_Strict):
+    """One HuBERT iteration: what the k-means targets are computed from, and K."""
+
+    features: Literal["mfcc", "layer"]
+    layer: int | None = Field(default=None, ge=1, le=48)
+    k: int = Field(ge=2, le=32767)
+
+    @model_validator(mode="after")
+    def _check(self) -> IterationConfig:
+        if (self.features == "layer") != (self.layer is not None):
+            raise ValueError("`layer` is required with features: layer and not allowed with mfcc")
+        return self
+
+
 class Params(_Strict):
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     num_workers: int = Field(default=0, ge=0, le=1024, description="0 = one per CPU core")
     data: DataConfig
+    features: FeaturesConfig = FeaturesConfig()
+    kmeans: KMeansConfig = KMeansConfig()
+    # Keyed iter1, iter2, ... so that a DVC stage can depend on exactly one iteration.
+    iterations: dict[str, IterationConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_iterations(self) -> Params:
+        want = [f"iter{i}" for i in range(1, len(self.iterations) + 1)]
+        if list(self.iterations) != want:
+            raise ValueError(
+                f"iterations must be keyed {want} in order, got {list(self.iterations)}"
+            )
+        if self.iterations["iter1"].features != "mfcc":
+            raise ValueError(
+                "iterations.iter1 must use features: mfcc (there is no previous model yet)"
+            )
+        return self
+
+    def iteration(self, n: int) -> IterationConfig:
+        key = f"iter{n}"
+        if key not in self.iterations:
+            raise ValueError(f"iteration {n} is not configured; params has {list(self.iterations)}")
+        return self.iterations[key]
 
 
 def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:

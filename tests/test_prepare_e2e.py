@@ -45,9 +45,10 @@ def smoke_ws(tmp_path_factory, request) -> Path:
     return ws
 
 
-def test_second_repro_skips_prepare(smoke_ws):
+def test_second_repro_skips_every_stage(smoke_ws):
     out = _run(["dvc", "repro"], smoke_ws)
-    assert "Stage 'prepare' didn't change, skipping" in out
+    for stage in ("prepare", "features_iter1", "kmeans_iter1"):
+        assert f"Stage '{stage}' didn't change, skipping" in out
     assert "Running stage" not in out
 
 
@@ -90,3 +91,29 @@ def test_same_params_give_identical_bytes_for_any_worker_count(smoke_ws, tmp_pat
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     _run([sys.executable, "-m", "tasks.prepare"], tmp_path)
     assert _tree_digest(tmp_path / "data/prepared") == _tree_digest(smoke_ws / "data/prepared")
+
+
+def test_features_and_labels_line_up(smoke_ws):
+    from hubert_ee.features.mfcc import MfccSource
+    from hubert_ee.features.store import FrameStore
+
+    m = json.loads((smoke_ws / "metrics/kmeans_iter1.json").read_text())
+    assert m["k"] == 20 and m["label_rate_hz"] == 100.0 and m["scored_split"] == "dev"
+    assert 0.05 < m["pnmi"] < 1.0 and {"pnmi/read", "pnmi/lecture", "pnmi/phone"} <= set(m)
+    assert 0 < m["phone_purity"] <= 1 and 0 < m["cluster_purity"] <= 1
+    assert np.load(smoke_ws / "data/labels/iter1/centroids.npy").shape == (20, 39)
+    manifest = load_split(smoke_ws / "data/prepared", "train").set_index("id")
+    feats = FrameStore(smoke_ws / "data/features/iter1/train")
+    labels = FrameStore(smoke_ws / "data/labels/iter1/train")
+    n = 0
+    for (fid, f), (lid, lab) in zip(feats, labels, strict=True):
+        assert fid == lid and len(f) == len(lab)
+        assert len(f) == MfccSource().num_frames(manifest.loc[fid, "num_samples"])
+        assert lab.min() >= 0 and lab.max() < 20
+        n += 1
+    assert n == len(manifest)
+
+
+def test_stages_after_prepare_are_skipped_when_nothing_changed(smoke_ws):
+    out = _run(["dvc", "status"], smoke_ws)
+    assert "up to date" in out

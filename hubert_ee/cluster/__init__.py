@@ -1,0 +1,1 @@
+"""k-means pseudo-labels and cluster-quality metrics."""

@@ -1,0 +1,1 @@
+"""Frame features (MFCC, model layers) and the sharded memory-mappable store."""

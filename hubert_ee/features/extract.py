@@ -1,0 +1,123 @@
+"""Sharded feature extraction over worker processes.
+
+The split is cut into a fixed number of shards (params), independent of the worker count; each
+worker runs with one intra-op thread so N workers use N cores without oversubscription. Shards
+already on disk are skipped, so a killed extraction resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from hubert_ee.data.audio_io import read_mono_16k
+from hubert_ee.features.store import StoreMeta, shard_complete, write_shard
+
+
+class FeatureSource(Protocol):
+    name: str
+    dim: int
+    frame_rate_hz: float
+    window: int  # samples in a frame's receptive field
+    hop: int  # samples between frames
+
+    def num_frames(self, num_samples: int) -> int: ...
+    def __call__(self, wave: np.ndarray) -> np.ndarray: ...
+
+
+class FrameCountError(ValueError):
+    """A source produced a different number of frames than its framing rule predicts."""
+
+
+@dataclass(frozen=True)
+class Utt:
+    id: str
+    path: str
+    start: float
+    duration: float
+
+
+def utterances(manifest: pd.DataFrame) -> list[Utt]:
+    return [Utt(r.id, r.path, float(r.start), float(r.duration)) for r in manifest.itertuples()]
+
+
+def compute(source: FeatureSource, utt: Utt) -> np.ndarray:
+    wave = read_mono_16k(utt.path, utt.start, utt.duration)
+    feats = source(wave)
+    expected = source.num_frames(len(wave))
+    if feats.shape[0] != expected:
+        raise FrameCountError(
+            f"utterance {utt.id}: {source.name} gave {feats.shape[0]} frames for {len(wave)} samples, "
+            f"framing rule says {expected}"
+        )
+    return feats
+
+
+_SOURCE: FeatureSource | None = None
+
+
+def _init_worker(make_source: Callable[[], FeatureSource]) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    global _SOURCE
+    _SOURCE = make_source()
+
+
+def _run_shard(job: tuple[int, int, list[Utt], str, str]) -> int:
+    i, n, utts, out_dir, dtype = job
+    arrays = [compute(_SOURCE, u) for u in utts]
+    write_shard(Path(out_dir), i, n, [u.id for u in utts], arrays, dtype)
+    return len(utts)
+
+
+def extract_split(
+    make_source: Callable[[], FeatureSource],
+    manifest: pd.DataFrame,
+    out_dir: Path,
+    num_shards: int,
+    workers: int,
+    float16: bool = False,
+    desc: str = "features",
+) -> StoreMeta:
+    """Extract features of every utterance in `manifest` into the store at `out_dir`."""
+    source = make_source()
+    dtype = "float16" if float16 else "float32"
+    meta = StoreMeta(
+        source.name,
+        source.dim,
+        dtype,
+        source.frame_rate_hz,
+        num_shards,
+        {"window": source.window, "hop": source.hop},
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta.write(out_dir)
+    utts = utterances(manifest)
+    chunks = np.array_split(np.arange(len(utts)), num_shards)
+    jobs = [
+        (i, num_shards, [utts[j] for j in idx], str(out_dir), dtype)
+        for i, idx in enumerate(chunks)
+        if not shard_complete(out_dir, i, num_shards)
+    ]
+    todo = sum(len(j[2]) for j in jobs)
+    with tqdm(total=len(utts), initial=len(utts) - todo, desc=desc, unit="utt") as bar:
+        if workers <= 1:
+            _init_worker(make_source)
+            for job in jobs:
+                bar.update(_run_shard(job))
+        else:
+            ctx = mp.get_context("forkserver")
+            with ctx.Pool(
+                min(workers, max(len(jobs), 1)), initializer=_init_worker, initargs=(make_source,)
+            ) as pool:
+                for done in pool.imap_unordered(_run_shard, jobs):
+                    bar.update(done)
+    return meta

@@ -1,0 +1,65 @@
+"""Stage `features_iter<N>`: frame features of every configured split into sharded stores."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from hubert_ee.config import Params
+from hubert_ee.data.manifest import load_split
+from hubert_ee.data.prepare import resolve_workers
+from hubert_ee.features.extract import extract_split
+from hubert_ee.features.mfcc import MfccSource
+from tasks.common import run_stage, stage_parser, write_metrics
+
+
+def source_factory(params: Params, iteration: int):
+    it = params.iteration(iteration)
+    if it.features == "mfcc":
+        return MfccSource
+    raise ValueError(
+        f"iterations.iter{iteration} asks for model-layer features (layer {it.layer}); they need the "
+        "iteration-1 HuBERT checkpoint, and the pretraining stage does not exist yet"
+    )
+
+
+def main(params: Params, args: argparse.Namespace) -> None:
+    make_source = source_factory(params, args.iteration)
+    workers = resolve_workers(params.num_workers)
+    metrics: dict = {"splits": {}}
+    for split in params.features.splits:
+        manifest = load_split(args.manifests, split)
+        t0 = time.perf_counter()
+        meta = extract_split(
+            make_source,
+            manifest,
+            Path(args.out) / split,
+            params.features.num_shards,
+            workers,
+            params.features.float16,
+            desc=f"{make_source.name} {split}",
+        )
+        seconds = time.perf_counter() - t0
+        audio_s = float(manifest["duration"].sum())
+        metrics["splits"][split] = {
+            "utterances": len(manifest),
+            "audio_hours": round(audio_s / 3600, 4),
+            "x_realtime": round(audio_s / seconds, 1),
+        }
+    metrics.update(
+        source=meta.source, dim=meta.dim, frame_rate_hz=meta.frame_rate_hz, workers=workers
+    )
+    write_metrics(args.metrics, metrics)
+    print(
+        f"features ({meta.source}, {meta.dim}-d, {meta.frame_rate_hz:g} Hz) in {args.out}/<split>"
+    )
+
+
+if __name__ == "__main__":
+    parser = stage_parser(__doc__)
+    parser.add_argument("--iteration", type=int, required=True)
+    parser.add_argument("--manifests", default="data/prepared")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--metrics", required=True)
+    run_stage(main, parser)
