@@ -1,0 +1,1 @@
+"""Model parts: encoder, pretraining head (one file per part, configuration as dataclasses)."""

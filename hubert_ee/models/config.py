@@ -1,0 +1,93 @@
+"""Encoder configuration. `base()` is HuBERT-Base exactly as torchaudio's `hubert_base()`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+BASE_CONV = ((512, 10, 5),) + ((512, 3, 2),) * 4 + ((512, 2, 2),) * 2
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    conv_layers: tuple[tuple[int, int, int], ...] = BASE_CONV  # (channels, kernel, stride)
+    extractor_mode: str = "group_norm"  # group_norm (Base) | layer_norm (Large)
+    conv_bias: bool = False
+    embed_dim: int = 768
+    num_layers: int = 12
+    num_heads: int = 12
+    ffn_dim: int = 3072
+    pos_conv_kernel: int = 128
+    pos_conv_groups: int = 16
+    layer_norm_first: bool = False  # pre-LN layers (Large) vs post-LN (Base)
+    dropout: float = 0.1
+    attention_dropout: float = 0.1
+    ffn_dropout: float = 0.0
+    projection_dropout: float = 0.1
+    layer_drop: float = 0.05
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.embed_dim % self.num_heads:
+            raise ValueError(
+                f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}"
+            )
+        if self.embed_dim % self.pos_conv_groups:
+            raise ValueError(
+                f"embed_dim {self.embed_dim} is not divisible by pos_conv_groups {self.pos_conv_groups}"
+            )
+        if self.extractor_mode not in ("group_norm", "layer_norm"):
+            raise ValueError(
+                f"extractor_mode must be group_norm or layer_norm, got {self.extractor_mode!r}"
+            )
+
+    @property
+    def stride(self) -> int:
+        """Audio samples per output frame (320 = 20 ms at 16 kHz for Base)."""
+        s = 1
+        for _, _, st in self.conv_layers:
+            s *= st
+        return s
+
+    @property
+    def receptive_field(self) -> int:
+        """Audio samples that one output frame sees (400 for Base)."""
+        rf = 1
+        for _, k, st in reversed(self.conv_layers):
+            rf = (rf - 1) * st + k
+        return rf
+
+    def num_frames(self, num_samples: int) -> int:
+        n = num_samples
+        for _, k, st in self.conv_layers:
+            n = max((n - k) // st + 1, 0)
+        return n
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["conv_layers"] = [list(c) for c in self.conv_layers]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> EncoderConfig:
+        d = dict(d)
+        d["conv_layers"] = tuple(tuple(c) for c in d["conv_layers"])
+        return cls(**d)
+
+
+def base() -> EncoderConfig:
+    return EncoderConfig()
+
+
+def tiny() -> EncoderConfig:
+    """CPU-demo size: the Base CNN geometry (same 50 Hz frames) at 1/4 width, 4 layers of 256."""
+    conv = ((128, 10, 5),) + ((128, 3, 2),) * 4 + ((128, 2, 2),) * 2
+    return EncoderConfig(
+        conv_layers=conv,
+        embed_dim=256,
+        num_layers=4,
+        num_heads=4,
+        ffn_dim=1024,
+        pos_conv_kernel=32,
+        pos_conv_groups=8,
+        layer_drop=0.0,
+    )

@@ -1,0 +1,72 @@
+"""Our encoder against torchaudio's HuBERT: same parameters, same hidden states."""
+
+import pytest
+import torch
+from torchaudio.models import hubert_base, hubert_pretrain_base
+
+from hubert_ee.models import config
+from hubert_ee.models.convert import load_torchaudio_weights
+from hubert_ee.models.encoder import HubertEncoder
+
+
+@pytest.fixture(scope="module")
+def pair():
+    torch.manual_seed(0)
+    ref = hubert_base().eval()
+    ours = HubertEncoder(config.base()).eval()
+    load_torchaudio_weights(ours, ref.state_dict())
+    return ref, ours
+
+
+def test_base_matches_torchaudio_parameter_for_parameter(pair):
+    ref, ours = pair
+    ref_shapes = {k: v.shape for k, v in ref.state_dict().items() if not k.startswith("aux")}
+    assert {k: v.shape for k, v in ours.state_dict().items()} == ref_shapes
+    n_ref = sum(p.numel() for n, p in ref.named_parameters() if not n.startswith("aux"))
+    assert sum(p.numel() for p in ours.parameters()) == n_ref == 94_370_944
+
+
+@pytest.mark.parametrize("seconds", [0.5, 1.37, 2.0])
+def test_hidden_states_equal_torchaudio(pair, seconds):
+    ref, ours = pair
+    wave = torch.randn(1, int(16000 * seconds))
+    with torch.inference_mode():
+        want = ref.extract_features(wave)[0]
+        got, _ = ours.hidden_states(wave)
+    assert len(got) == len(want) == 12
+    for g, w in zip(got, want, strict=True):
+        assert (g - w).abs().max() <= 1e-4
+
+
+def test_padded_batch_equals_torchaudio(pair):
+    ref, ours = pair
+    lengths = torch.tensor([32000, 24000, 9000])
+    wave = torch.randn(3, 32000) * (torch.arange(32000)[None] < lengths[:, None])
+    with torch.inference_mode():
+        want, want_len = ref.extract_features(wave, lengths)
+        got, got_len = ours.hidden_states(wave, lengths)
+    assert torch.equal(want_len, got_len)
+    for g, w in zip(got, want, strict=True):
+        for b, n in enumerate(got_len.tolist()):
+            assert (g[b, :n] - w[b, :n]).abs().max() <= 1e-4
+
+
+def test_pretrain_checkpoint_loads_encoder_part():
+    ref = hubert_pretrain_base(num_classes=500)
+    ours = HubertEncoder(config.base())
+    load_torchaudio_weights(ours, ref.state_dict())
+    key = "encoder.transformer.layers.3.attention.q_proj.weight"
+    assert torch.equal(ours.state_dict()[key], ref.state_dict()["wav2vec2." + key])
+
+
+def test_mismatched_config_is_a_clear_error():
+    ours = HubertEncoder(config.tiny())
+    with pytest.raises(ValueError, match="does not match the encoder configuration"):
+        load_torchaudio_weights(ours, hubert_base().state_dict())
+
+
+def test_frame_rule():
+    cfg = config.base()
+    assert cfg.stride == 320 and cfg.receptive_field == 400
+    assert [cfg.num_frames(n) for n in (399, 400, 719, 720, 16000)] == [0, 1, 1, 2, 49]
+    assert config.tiny().num_frames(16000) == 49
