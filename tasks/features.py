@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 from pathlib import Path
 
 from hubert_ee.config import Params
@@ -11,21 +12,28 @@ from hubert_ee.data.manifest import load_split
 from hubert_ee.data.prepare import resolve_workers
 from hubert_ee.features.extract import extract_split
 from hubert_ee.features.mfcc import MfccSource
+from hubert_ee.features.model_layer import LayerSource
 from tasks.common import run_stage, stage_parser, write_metrics
 
 
-def source_factory(params: Params, iteration: int):
+def source_factory(params: Params, iteration: int, checkpoint: str | None):
+    """A picklable zero-argument constructor of the iteration's feature source."""
     it = params.iteration(iteration)
     if it.features == "mfcc":
         return MfccSource
-    raise ValueError(
-        f"iterations.iter{iteration} asks for model-layer features (layer {it.layer}); they need the "
-        "iteration-1 HuBERT checkpoint, and the pretraining stage does not exist yet"
-    )
+    if checkpoint is None:
+        raise ValueError(
+            f"iterations.iter{iteration} uses layer {it.layer} of the previous model: pass --checkpoint "
+            "(the previous iteration's encoder, .safetensors)"
+        )
+    LayerSource(checkpoint, it.layer)  # fail here, in the main process, on a bad checkpoint/layer
+    return partial(LayerSource, checkpoint, it.layer)
 
 
 def main(params: Params, args: argparse.Namespace) -> None:
-    make_source = source_factory(params, args.iteration)
+    make_source = source_factory(params, args.iteration, args.checkpoint)
+    it = params.iteration(args.iteration)
+    name = "mfcc" if it.features == "mfcc" else f"layer{it.layer}"
     workers = resolve_workers(params.num_workers)
     metrics: dict = {"splits": {}}
     for split in params.features.splits:
@@ -38,7 +46,7 @@ def main(params: Params, args: argparse.Namespace) -> None:
             params.features.num_shards,
             workers,
             params.features.float16,
-            desc=f"{make_source.name} {split}",
+            desc=f"{name} {split}",
         )
         seconds = time.perf_counter() - t0
         audio_s = float(manifest["duration"].sum())
@@ -60,6 +68,7 @@ if __name__ == "__main__":
     parser = stage_parser(__doc__)
     parser.add_argument("--iteration", type=int, required=True)
     parser.add_argument("--manifests", default="data/prepared")
+    parser.add_argument("--checkpoint", help="previous iteration's encoder (iterations >= 2)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--metrics", required=True)
     run_stage(main, parser)

@@ -117,3 +117,77 @@ def test_features_and_labels_line_up(smoke_ws):
 def test_stages_after_prepare_are_skipped_when_nothing_changed(smoke_ws):
     out = _run(["dvc", "status"], smoke_ws)
     assert "up to date" in out
+
+
+def test_iteration2_features_and_labels_from_any_checkpoint(smoke_ws, tmp_path):
+    """Until pretraining exists: the iteration-2 programs on a random-init encoder checkpoint."""
+    import torch
+
+    from hubert_ee.features.store import FrameStore
+    from hubert_ee.models import config
+    from hubert_ee.models.checkpoint import save_encoder
+    from hubert_ee.models.encoder import HubertEncoder
+
+    torch.manual_seed(0)
+    ckpt = tmp_path / "encoder.safetensors"
+    save_encoder(HubertEncoder(config.tiny()), ckpt)
+    feats, labels = tmp_path / "features", tmp_path / "labels"
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "tasks.features",
+            "--iteration",
+            "2",
+            "--checkpoint",
+            str(ckpt),
+            "--out",
+            str(feats),
+            "--metrics",
+            str(tmp_path / "f.json"),
+        ],
+        smoke_ws,
+    )
+    out = _run(
+        [
+            sys.executable,
+            "-m",
+            "tasks.kmeans",
+            "--iteration",
+            "2",
+            "--features",
+            str(feats),
+            "--out",
+            str(labels),
+            "--metrics",
+            str(tmp_path / "k.json"),
+        ],
+        smoke_ws,
+    )
+    assert "(k=20, 50 Hz)" in out
+    m = json.loads((tmp_path / "k.json").read_text())
+    assert m["label_rate_hz"] == 50.0 and 0 < m["pnmi"] < 1
+    manifest = load_split(smoke_ws / "data/prepared", "dev").set_index("id")
+    for uid, lab in FrameStore(labels / "dev"):
+        assert len(lab) == config.tiny().num_frames(manifest.loc[uid, "num_samples"])
+
+
+def test_iteration2_without_checkpoint_is_a_clear_error(smoke_ws):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tasks.features",
+            "--iteration",
+            "2",
+            "--out",
+            "x",
+            "--metrics",
+            "y",
+        ],
+        cwd=smoke_ws,
+        env=ENV,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "pass --checkpoint" in proc.stderr

@@ -1,0 +1,37 @@
+"""Iteration ≥2 features: the output of transformer layer L of the previous model (50 Hz)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hubert_ee.models.checkpoint import load_encoder
+
+
+class LayerSource:
+    """Runs the encoder up to layer L only (the layers above it are never computed)."""
+
+    def __init__(self, checkpoint: str | Path, layer: int):
+        self.model = load_encoder(checkpoint).eval()
+        cfg = self.model.cfg
+        if not 1 <= layer <= cfg.num_layers:
+            raise ValueError(
+                f"layer {layer} does not exist: {checkpoint} has {cfg.num_layers} transformer layers"
+            )
+        self.layer = layer
+        self.name = f"layer{layer}"
+        self.dim = cfg.embed_dim
+        self.hop = cfg.stride
+        self.window = cfg.receptive_field
+        self.frame_rate_hz = 16000 / cfg.stride
+
+    def num_frames(self, num_samples: int) -> int:
+        return self.model.cfg.num_frames(num_samples)
+
+    @torch.inference_mode()
+    def __call__(self, wave: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))[None]
+        states, _ = self.model.hidden_states(x, num_layers=self.layer)
+        return states[self.layer - 1][0].float().numpy()
