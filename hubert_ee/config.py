@@ -187,12 +187,69 @@ class IterationConfig(_Strict):
         return self
 
 
+class ModelConfig(_Strict):
+    """The encoder: a preset (`tiny` for the CPU demo, `base` = HuBERT-Base) plus overrides of
+    any `hubert_ee.models.config.EncoderConfig` field."""
+
+    preset: Literal["tiny", "base"] = "tiny"
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    init_checkpoint: str | None = Field(
+        default=None,
+        description="encoder weights to start iteration 1 from: our .safetensors or a torchaudio-layout "
+        ".pt state dict (e.g. public HuBERT-Base); with pretrain.max_steps 0 pretraining is skipped",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        self.encoder_config()  # unknown fields or inconsistent sizes fail here
+        return self
+
+    def encoder_config(self):
+        from dataclasses import fields, replace
+
+        from hubert_ee.models import config as mc
+
+        cfg = mc.base() if self.preset == "base" else mc.tiny()
+        known = {f.name for f in fields(cfg)} - {"extra"}
+        unknown = sorted(set(self.overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown encoder field(s) {unknown}; known: {sorted(known)}")
+        over = dict(self.overrides)
+        if "conv_layers" in over:
+            over["conv_layers"] = tuple(tuple(c) for c in over["conv_layers"])
+        return replace(cfg, **over)
+
+
+class PretrainConfig(_Strict):
+    """Masked-prediction pretraining (DESIGN §5); the same for every iteration."""
+
+    max_steps: int = Field(default=400, ge=0, le=10_000_000)
+    max_batch_seconds: float = Field(default=40.0, gt=0, le=100_000, description="padded audio per micro-batch")
+    grad_accum: int = Field(default=1, ge=1, le=1024)
+    lr: float = Field(default=5e-4, gt=0, le=1)
+    warmup_steps: int = Field(default=40, ge=1)
+    weight_decay: float = Field(default=0.01, ge=0, le=1)
+    clip_norm: float = Field(default=10.0, gt=0)
+    mask_prob: float = Field(default=0.08, gt=0, lt=1)
+    mask_span: int = Field(default=10, ge=1, le=100)
+    final_dim: int = Field(default=256, ge=8, le=4096)
+    feature_grad_mult: float = Field(default=0.1, ge=0, le=1)
+    checkpoint_every: int = Field(default=50, ge=1)
+    log_every: int = Field(default=10, ge=1)
+    eval_batches: int = Field(default=20, ge=1)
+    amp: Literal["auto", "bf16", "off"] = "auto"
+    launcher: Literal["local", "torchrun"] = "local"
+    nproc: int = Field(default=1, ge=1, le=1024, description="processes per node with launcher: torchrun")
+
+
 class Params(_Strict):
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     num_workers: int = Field(default=0, ge=0, le=1024, description="0 = one per CPU core")
     data: DataConfig
     features: FeaturesConfig = FeaturesConfig()
     kmeans: KMeansConfig = KMeansConfig()
+    model: ModelConfig = ModelConfig()
+    pretrain: PretrainConfig = PretrainConfig()
     # Keyed iter1, iter2, ... so that a DVC stage can depend on exactly one iteration.
     iterations: dict[str, IterationConfig] = Field(min_length=1)
 

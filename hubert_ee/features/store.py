@@ -98,6 +98,16 @@ class FrameStore:
             for j, uid in enumerate(ids):
                 yield uid, data[offsets[j] : offsets[j + 1]]
 
+    def index(self) -> dict[str, tuple[int, int, int]]:
+        """utterance id → (shard, first frame, frame count), for random access."""
+        out = {}
+        for i in range(self.meta.num_shards):
+            ids, lengths, _ = self.shard(i)
+            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+            for uid, s, n in zip(ids, starts.tolist(), lengths.tolist(), strict=True):
+                out[uid] = (i, s, n)
+        return out
+
     def lengths(self) -> dict[str, int]:
         out = {}
         for i in range(self.meta.num_shards):

@@ -1,0 +1,1 @@
+"""Training loops, batching, masking, checkpoint/resume, distributed helpers."""

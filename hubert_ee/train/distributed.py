@@ -1,0 +1,61 @@
+"""torchrun/DDP helpers: NCCL on GPUs, gloo on CPU; a plain process is rank 0 of 1."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int
+    world: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup() -> Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(rank, world, local, device)
+
+
+def all_mean(values: list[float], d: Dist) -> list[float]:
+    if d.world == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=d.device if d.device.type == "cuda" else "cpu")
+    dist.all_reduce(t)
+    return (t / d.world).tolist()
+
+
+def all_sum(values: list[float], d: Dist) -> list[float]:
+    if d.world == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=d.device if d.device.type == "cuda" else "cpu")
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def barrier(d: Dist) -> None:
+    if d.world > 1:
+        dist.barrier()
+
+
+def teardown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,203 @@
+"""The masked-prediction pretraining loop: resumable, DDP-ready, bf16 autocast on GPU.
+
+One optimizer step consumes world × grad_accum length-bucketed micro-batches; rank r takes
+micro-batches r·accum … r·accum+accum−1 of the step, so N ranks with accum 1 and one
+process with accum N see the same data and the same masks (mask seeds depend on the step and
+the micro-batch, not on the rank).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from hubert_ee.models.pretrain_head import HubertPretrainModel
+from hubert_ee.train import distributed
+from hubert_ee.train.batching import bucket_batches, padding_fraction
+from hubert_ee.train.checkpointing import load_state, save_state
+from hubert_ee.train.masking import span_mask
+from hubert_ee.train.pretrain_data import PretrainData, collate
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    max_steps: int
+    max_batch_seconds: float
+    grad_accum: int
+    lr: float
+    warmup_steps: int
+    weight_decay: float
+    clip_norm: float
+    mask_prob: float
+    mask_span: int
+    checkpoint_every: int
+    log_every: int
+    eval_batches: int
+    seed: int
+    amp: str  # auto | bf16 | off
+
+
+def lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
+    """Linear warm-up, then linear decay to 0 (fairseq's polynomial_decay, power 1)."""
+
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return f
+
+
+def _mask_generator(seed: int, step: int, micro: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + step * 1009 + micro)
+
+
+def _autocast(amp: str, device: torch.device):
+    use = amp == "bf16" or (amp == "auto" and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16) if use else contextlib.nullcontext()
+
+
+def _forward(model, batch: dict, mask: torch.Tensor, device: torch.device, amp: str) -> dict:
+    with _autocast(amp, device):
+        return model(batch["wave"].to(device), batch["lengths"].to(device), batch["labels"].to(device), mask.to(device))
+
+
+def _batch_mask(model_core: HubertPretrainModel, batch: dict, cfg: LoopConfig, gen: torch.Generator) -> torch.Tensor:
+    frame_lengths = model_core.encoder.frame_lengths(batch["lengths"])
+    return span_mask(frame_lengths, batch["labels"].shape[1], cfg.mask_prob, cfg.mask_span, gen)
+
+
+@torch.no_grad()
+def evaluate(model_core: HubertPretrainModel, data: PretrainData, cfg: LoopConfig, device: torch.device) -> dict[str, float]:
+    """Masked-prediction loss and accuracy on held-out data, fixed batches and masks."""
+    model_core.eval()
+    lengths = data.lengths()
+    batches = bucket_batches(lengths, int(cfg.max_batch_seconds * 16000), cfg.seed, epoch=0)[: cfg.eval_batches]
+    tot_loss = tot_acc = tot_n = 0.0
+    for i, b in enumerate(batches):
+        batch = collate([data[j] for j in b])
+        mask = _batch_mask(model_core, batch, cfg, _mask_generator(cfg.seed + 1, 0, i))
+        out = _forward(model_core, batch, mask, device, cfg.amp)
+        n = float(out["masked_frames"])
+        tot_loss += float(out["loss"]) * n
+        tot_acc += float(out["masked_acc"]) * n
+        tot_n += n
+    model_core.train()
+    return {"loss": tot_loss / max(tot_n, 1), "masked_acc": tot_acc / max(tot_n, 1), "frames": tot_n}
+
+
+@dataclass
+class PretrainResult:
+    steps: int
+    history: list[dict]
+    valid: dict[str, float]
+    audio_seconds_per_s: float
+    padding_fraction: float
+    resumed_from: int
+
+
+def train(
+    model_core: HubertPretrainModel,
+    data: PretrainData,
+    valid: PretrainData | None,
+    cfg: LoopConfig,
+    state_path: Path,
+    run_fingerprint: str,
+    d: distributed.Dist,
+    on_log: Callable[[dict], None] | None = None,
+) -> PretrainResult:
+    device = d.device
+    model_core.to(device).train()
+    model = model_core
+    if d.world > 1:
+        model = DDP(model_core, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=model_core.encoder.cfg.layer_drop > 0)
+    decay = [p for n, p in model_core.named_parameters() if p.ndim >= 2 and "label_embeddings" not in n]
+    no_decay = [p for n, p in model_core.named_parameters() if p.ndim < 2 or "label_embeddings" in n]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.warmup_steps, cfg.max_steps))
+    step, epoch, batch_pos, history = 0, 0, 0, []
+    state = load_state(state_path, run_fingerprint)
+    if state is not None:
+        model_core.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        step, epoch, batch_pos, history = state["step"], state["epoch"], state["batch_pos"], state["history"]
+        if d.main:
+            print(f"resumed from {state_path} at step {step}")
+    resumed_from = step
+
+    lengths = data.lengths()
+    max_samples = int(cfg.max_batch_seconds * 16000)
+    per_step = d.world * cfg.grad_accum
+    pad_frac = padding_fraction(lengths, bucket_batches(lengths, max_samples, cfg.seed, 0))
+    if len(bucket_batches(lengths, max_samples, cfg.seed, 0)) < per_step:
+        raise ValueError(f"the data gives fewer batches than one step needs ({per_step}); lower max_batch_seconds")
+    audio_s, t_start = 0.0, time.perf_counter()
+
+    def save() -> None:
+        if d.main:
+            save_state(
+                state_path,
+                {
+                    "model": model_core.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "rng": torch.get_rng_state(),
+                    "step": step,
+                    "epoch": epoch,  # (epoch, batch_pos) = where the next step starts
+                    "batch_pos": batch_pos,
+                    "history": history,
+                    "fingerprint": run_fingerprint,
+                },
+            )
+        distributed.barrier(d)
+
+    batches_epoch, batches = -1, []
+    while step < cfg.max_steps:
+        if batches_epoch != epoch:
+            batches, batches_epoch = bucket_batches(lengths, max_samples, cfg.seed, epoch), epoch
+        steps_in_epoch = len(batches) // per_step
+        group = batches[batch_pos * per_step : (batch_pos + 1) * per_step]
+        mine = group[d.rank * cfg.grad_accum : (d.rank + 1) * cfg.grad_accum]
+        loss_sum = acc_sum = 0.0
+        for j, idx in enumerate(mine):
+            batch = collate([data[i] for i in idx])
+            mask = _batch_mask(model_core, batch, cfg, _mask_generator(cfg.seed, step, d.rank * cfg.grad_accum + j))
+            sync = contextlib.nullcontext() if (d.world == 1 or j == len(mine) - 1) else model.no_sync()
+            with sync:
+                out = _forward(model, batch, mask, device, cfg.amp)
+                (out["loss"] / cfg.grad_accum).backward()
+            loss_sum += float(out["loss"].detach())
+            acc_sum += float(out["masked_acc"])
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model_core.parameters(), cfg.clip_norm))
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        batch_pos += 1
+        if batch_pos >= steps_in_epoch:
+            epoch, batch_pos = epoch + 1, 0
+        loss, acc = distributed.all_mean([loss_sum / len(mine), acc_sum / len(mine)], d)
+        (seconds,) = distributed.all_sum([float(sum(int(lengths[i]) for b in mine for i in b)) / 16000], d)
+        audio_s += seconds
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss} at step {step}; lower pretrain.lr or raise warmup_steps")
+        row = {"step": step, "loss": round(loss, 5), "masked_acc": round(acc, 5), "lr": sched.get_last_lr()[0], "grad_norm": round(grad_norm, 4)}
+        history.append(row)
+        if d.main and on_log and (step % cfg.log_every == 0 or step == cfg.max_steps):
+            on_log(row)
+        if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
+            save()
+    wall = time.perf_counter() - t_start
+    result_valid = evaluate(model_core, valid, cfg, device) if valid is not None else {}
+    return PretrainResult(step, history, result_valid, audio_s / wall if wall > 0 else 0.0, pad_frac, resumed_from)
