@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -7,6 +10,25 @@ import pytest
 from hubert_ee.config import Params, profile_params, validate_params
 
 ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{BIN}:{os.environ['PATH']}"}
+
+
+def run(cmd: list[str], cwd: Path) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{cmd} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="session")
+def smoke_ws(tmp_path_factory) -> Path:
+    """A smoke-profile workspace after one full `dvc repro` (shared by the end-to-end tests)."""
+    from hubert_ee.profiles import materialize
+
+    ws = materialize(ROOT, "smoke", tmp_path_factory.mktemp("ws") / "smoke")
+    run(["dvc", "init", "--no-scm", "-q"], ws)
+    run(["dvc", "repro"], ws)
+    return ws
 
 
 @pytest.fixture

@@ -16,38 +16,20 @@ import yaml
 
 from hubert_ee.data.manifest import load_split
 from hubert_ee.data.text import words_of
-from hubert_ee.profiles import materialize
+
+from conftest import ENV, run
 
 pytestmark = pytest.mark.slow
-BIN = Path(sys.executable).parent
-ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{BIN}:{os.environ['PATH']}"}
-
-
-def _run(cmd: list[str], cwd: Path) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True)
-    assert proc.returncode == 0, f"{cmd} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout + proc.stderr
+_run = run
 
 
 def _tree_digest(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
-@pytest.fixture(scope="module")
-def smoke_ws(tmp_path_factory, request) -> Path:
-    ws = materialize(request.config.rootpath, "smoke", tmp_path_factory.mktemp("ws") / "smoke")
-    _run(["dvc", "init", "--no-scm", "-q"], ws)
-    _run(["dvc", "repro"], ws)
-    return ws
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_second_repro_skips_every_stage(smoke_ws):
     out = _run(["dvc", "repro"], smoke_ws)
-    for stage in ("prepare", "features_iter1", "kmeans_iter1"):
+    for stage in ("prepare", "features_iter1", "kmeans_iter1", "pretrain_iter1", "features_iter2", "kmeans_iter2", "pretrain_iter2"):
         assert f"Stage '{stage}' didn't change, skipping" in out
     assert "Running stage" not in out
 

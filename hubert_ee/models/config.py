@@ -9,6 +9,8 @@ BASE_CONV = ((512, 10, 5),) + ((512, 3, 2),) * 4 + ((512, 2, 2),) * 2
 
 @dataclass(frozen=True)
 class EncoderConfig:
+    frontend: str = "cnn"  # cnn (wav2vec 2.0 / HuBERT) | logmel (cheap, for CPU-sized models)
+    n_mels: int = 80  # logmel only
     conv_layers: tuple[tuple[int, int, int], ...] = BASE_CONV  # (channels, kernel, stride)
     extractor_mode: str = "group_norm"  # group_norm (Base) | layer_norm (Large)
     conv_bias: bool = False
@@ -35,14 +37,22 @@ class EncoderConfig:
             raise ValueError(
                 f"embed_dim {self.embed_dim} is not divisible by pos_conv_groups {self.pos_conv_groups}"
             )
+        if self.frontend not in ("cnn", "logmel"):
+            raise ValueError(f"frontend must be cnn or logmel, got {self.frontend!r}")
         if self.extractor_mode not in ("group_norm", "layer_norm"):
             raise ValueError(
                 f"extractor_mode must be group_norm or layer_norm, got {self.extractor_mode!r}"
             )
 
     @property
+    def frontend_dim(self) -> int:
+        return self.n_mels if self.frontend == "logmel" else self.conv_layers[-1][0]
+
+    @property
     def stride(self) -> int:
         """Audio samples per output frame (320 = 20 ms at 16 kHz for Base)."""
+        if self.frontend == "logmel":
+            return 320
         s = 1
         for _, _, st in self.conv_layers:
             s *= st
@@ -51,12 +61,16 @@ class EncoderConfig:
     @property
     def receptive_field(self) -> int:
         """Audio samples that one output frame sees (400 for Base)."""
+        if self.frontend == "logmel":
+            return 400
         rf = 1
         for _, k, st in reversed(self.conv_layers):
             rf = (rf - 1) * st + k
         return rf
 
     def num_frames(self, num_samples: int) -> int:
+        if self.frontend == "logmel":
+            return 0 if num_samples < 400 else 1 + (num_samples - 400) // 320
         n = num_samples
         for _, k, st in self.conv_layers:
             n = max((n - k) // st + 1, 0)

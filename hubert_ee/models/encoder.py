@@ -12,6 +12,7 @@ from torch import nn
 
 from hubert_ee.models.config import EncoderConfig
 from hubert_ee.models.feature_extractor import FeatureExtractor
+from hubert_ee.models.logmel_frontend import LogMelFrontend
 from hubert_ee.models.transformer import Transformer
 
 
@@ -30,7 +31,7 @@ class ContextEncoder(nn.Module):
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
         self.feature_projection = FeatureProjection(
-            cfg.conv_layers[-1][0], cfg.embed_dim, cfg.projection_dropout
+            cfg.frontend_dim, cfg.embed_dim, cfg.projection_dropout
         )
         self.transformer = Transformer(cfg)
 
@@ -49,7 +50,7 @@ class HubertEncoder(nn.Module):
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
         self.cfg = cfg
-        self.feature_extractor = FeatureExtractor(cfg)
+        self.feature_extractor = LogMelFrontend(cfg.n_mels) if cfg.frontend == "logmel" else FeatureExtractor(cfg)
         self.encoder = ContextEncoder(cfg)
 
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,89 @@
+"""Pretraining as a user runs it: killed and resumed, and under torchrun with 2 gloo ranks."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ENV, run
+
+pytestmark = pytest.mark.slow
+
+
+def _params(ws: Path, tmp: Path, name: str, **pretrain) -> Path:
+    p = yaml.safe_load((ws / "params.yaml").read_text())
+    p["pretrain"].update(pretrain)
+    # No dropout: the DDP comparison needs the same computation on every rank.
+    p["model"]["overrides"].update(dropout=0.0, attention_dropout=0.0, projection_dropout=0.0)
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(p))
+    return path
+
+
+def _cmd(params: Path, out: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "tasks.pretrain", "--params", str(params), "--iteration", "1",
+        "--labels", "data/labels/iter1", "--out", str(out / "model"), "--state", str(out / "state"),
+        "--metrics", str(out / "metrics.json"), "--plots", str(out / "steps.csv"),
+    ]  # fmt: skip
+
+
+def _history(out: Path) -> list[dict]:
+    with open(out / "steps.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(smoke_ws, tmp_path):
+    params = _params(smoke_ws, tmp_path, "resume", max_steps=30, checkpoint_every=5, log_every=5)
+    run(_cmd(params, tmp_path / "straight"), smoke_ws)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_cmd(params, killed), cwd=smoke_ws, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (killed / "state" / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (killed / "metrics.json").exists()
+
+    out = run(_cmd(params, killed), smoke_ws)
+    m_resumed = json.loads((killed / "metrics.json").read_text())
+    m_straight = json.loads((tmp_path / "straight" / "metrics.json").read_text())
+    assert 0 < m_resumed["resumed_from_step"] < 30 and "resumed from" in out
+    assert m_resumed["steps"] == m_straight["steps"] == 30
+    assert _history(killed) == _history(tmp_path / "straight")  # every step's loss, bit for bit
+    assert m_resumed["loss"] == m_straight["loss"] and m_resumed["masked_acc"] == m_straight["masked_acc"]
+
+
+def test_stale_state_from_other_params_is_not_resumed(smoke_ws, tmp_path):
+    a = _params(smoke_ws, tmp_path, "a", max_steps=4, checkpoint_every=2)
+    run(_cmd(a, tmp_path / "run"), smoke_ws)
+    b = _params(smoke_ws, tmp_path, "b", max_steps=4, checkpoint_every=2, lr=1e-4)
+    out = run(_cmd(b, tmp_path / "run"), smoke_ws)
+    assert "not resuming" in out
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["resumed_from_step"] == 0
+
+
+def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(smoke_ws, tmp_path):
+    single = _params(smoke_ws, tmp_path, "single", max_steps=8, grad_accum=2, log_every=1)
+    ddp = _params(smoke_ws, tmp_path, "ddp", max_steps=8, grad_accum=1, launcher="torchrun", nproc=2, log_every=1)
+    run(_cmd(single, tmp_path / "single"), smoke_ws)
+    out = run(_cmd(ddp, tmp_path / "ddp"), smoke_ws)
+    assert "torch.distributed.run" in out and "on 2 x cpu" in out
+    m = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert m["world_size"] == 2
+    a, b = _history(tmp_path / "single"), _history(tmp_path / "ddp")
+    assert len(a) == len(b) == 8
+    for ra, rb in zip(a, b, strict=True):
+        # Same data, masks and global batch; only the gradient reduction order differs.
+        assert float(ra["loss"]) == pytest.approx(float(rb["loss"]), abs=2e-3)
+        assert float(ra["masked_acc"]) == pytest.approx(float(rb["masked_acc"]), abs=2e-2)
