@@ -70,14 +70,17 @@ def test_frame_rule():
     assert cfg.stride == 320 and cfg.receptive_field == 400
     assert [cfg.num_frames(n) for n in (399, 400, 719, 720, 16000)] == [0, 1, 1, 2, 49]
     assert config.tiny().num_frames(16000) == 49
+    assert config.tiny().stride == 320 and config.tiny().receptive_field == 400
 
 
 def test_logmel_frontend_frames_like_the_cnn():
     from dataclasses import replace
 
-    cfg = replace(config.tiny(), frontend="logmel")
+    cfg = config.tiny()
+    cnn = replace(cfg, frontend="cnn")
+    assert cfg.frontend == "logmel"
     model = HubertEncoder(cfg).eval()
     for n in (400, 719, 720, 16000, 23456):
         x, lengths = model(torch.randn(1, n), torch.tensor([n]))
-        assert x.shape[1] == cfg.num_frames(n) == config.tiny().num_frames(n) == int(lengths[0])
+        assert x.shape[1] == cfg.num_frames(n) == cnn.num_frames(n) == config.base().num_frames(n) == int(lengths[0])
     assert not any(p.requires_grad for p in model.feature_extractor.parameters())
