@@ -14,6 +14,7 @@ import contextlib
 import json
 import platform
 import time
+from dataclasses import replace
 from statistics import median
 
 import torch
@@ -60,11 +61,17 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--peak-tflops", type=float, default=989.0, help="bf16 dense peak of the GPU (H100 SXM: 989)")
+    ap.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=989.0,
+        help="bf16 dense peak of the GPU (H100 SXM: 989)",
+    )
     args = ap.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cfg = mc.base() if args.preset == "base" else mc.tiny()
-    cfg = mc.EncoderConfig(**{**cfg.__dict__, "layer_drop": 0.0})
+    # torchaudio has only the CNN front end: compare like with like.
+    cfg = replace(cfg, frontend="cnn", layer_drop=0.0)
     final_dim = 256 if args.preset == "base" else 128
     torch.manual_seed(0)
     ours = HubertPretrainModel(HubertEncoder(cfg), args.k, final_dim).to(device).train()
@@ -74,7 +81,10 @@ def main() -> None:
     lengths = torch.full((args.batch,), n, device=device)
     frames = cfg.num_frames(n)
     labels = torch.randint(0, args.k, (args.batch, frames), device=device)
-    opts = {name: torch.optim.AdamW(m.parameters(), lr=1e-4) for name, m in (("ours", ours), ("torchaudio", ref))}
+    opts = {
+        name: torch.optim.AdamW(m.parameters(), lr=1e-4)
+        for name, m in (("ours", ours), ("torchaudio", ref))
+    }
     gen = torch.Generator().manual_seed(0)
 
     def step_ours(amp: bool):
@@ -88,7 +98,9 @@ def main() -> None:
     def step_ref(amp: bool):
         with torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext():
             logit_m, _, _ = ref(wave, labels, lengths)
-            loss = F.cross_entropy(logit_m.float(), torch.zeros(len(logit_m), dtype=torch.long, device=device))
+            loss = F.cross_entropy(
+                logit_m.float(), torch.zeros(len(logit_m), dtype=torch.long, device=device)
+            )
         loss.backward()
         opts["torchaudio"].step()
         opts["torchaudio"].zero_grad(set_to_none=True)
@@ -104,7 +116,14 @@ def main() -> None:
 
     audio = args.batch * args.seconds
     precisions = [False, True] if device.type == "cuda" else [False]
-    result = {"device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)", "preset": args.preset, "batch": args.batch, "seconds_per_utt": args.seconds}
+    result = {
+        "device": torch.cuda.get_device_name()
+        if device.type == "cuda"
+        else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "preset": args.preset,
+        "batch": args.batch,
+        "seconds_per_utt": args.seconds,
+    }
     for amp in precisions:
         for fn in (step_ours, step_ref):  # warm-up
             fn(amp)
@@ -115,12 +134,27 @@ def main() -> None:
             times["torchaudio"].append(timed(step_ref, amp))
         tag = "bf16" if amp else "fp32"
         for name, ts in times.items():
-            row = {**result, "implementation": name, "precision": tag, "audio_seconds_per_s": round(audio / median(ts), 2), "median_step_s": round(median(ts), 4)}
+            row = {
+                **result,
+                "implementation": name,
+                "precision": tag,
+                "audio_seconds_per_s": round(audio / median(ts), 2),
+                "median_step_s": round(median(ts), 4),
+            }
             if device.type == "cuda":
                 flops = 3 * encoder_flops_per_second_of_audio(cfg) * audio  # fwd + bwd ≈ 3 × fwd
                 row["mfu"] = round(flops / median(ts) / (args.peak_tflops * 1e12), 4)
             print(json.dumps(row))
-        print(json.dumps({"precision": tag, "throughput_ratio_ours_over_torchaudio": round(median(times["torchaudio"]) / median(times["ours"]), 3)}))
+        print(
+            json.dumps(
+                {
+                    "precision": tag,
+                    "throughput_ratio_ours_over_torchaudio": round(
+                        median(times["torchaudio"]) / median(times["ours"]), 3
+                    ),
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

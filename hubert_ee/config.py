@@ -224,7 +224,9 @@ class PretrainConfig(_Strict):
     """Masked-prediction pretraining (DESIGN §5); the same for every iteration."""
 
     max_steps: int = Field(default=400, ge=0, le=10_000_000)
-    max_batch_seconds: float = Field(default=40.0, gt=0, le=100_000, description="padded audio per micro-batch")
+    max_batch_seconds: float = Field(
+        default=40.0, gt=0, le=100_000, description="padded audio per micro-batch"
+    )
     grad_accum: int = Field(default=1, ge=1, le=1024)
     lr: float = Field(default=5e-4, gt=0, le=1)
     warmup_steps: int = Field(default=40, ge=1)
@@ -239,7 +241,9 @@ class PretrainConfig(_Strict):
     eval_batches: int = Field(default=20, ge=1)
     amp: Literal["auto", "bf16", "off"] = "auto"
     launcher: Literal["local", "torchrun"] = "local"
-    nproc: int = Field(default=1, ge=1, le=1024, description="processes per node with launcher: torchrun")
+    nproc: int = Field(
+        default=1, ge=1, le=1024, description="processes per node with launcher: torchrun"
+    )
 
 
 class Params(_Strict):

@@ -1,4 +1,4 @@
-"""What every stage program does the same way: read params, write metrics, report errors."""
+"""What every stage program does the same way: read params, track, write metrics, report errors."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hubert_ee.config import Params, ParamsError, load_params
+from hubert_ee.tracking import StageTracker
+
+StageMain = Callable[[Params, argparse.Namespace, StageTracker], None]
 
 
 def stage_parser(description: str) -> argparse.ArgumentParser:
@@ -19,22 +22,33 @@ def stage_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def write_metrics(path: str | Path, metrics: dict) -> None:
+def write_metrics(path: str | Path, metrics: dict, tracker: StageTracker | None = None) -> None:
+    """The DVC metrics file first (it must exist whatever MLflow does), then MLflow."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     tmp.replace(path)
+    if tracker is not None:
+        tracker.log_metrics(metrics)
+        tracker.log_artifact(path)
 
 
 def run_stage(
-    main: Callable[[Params, argparse.Namespace], None], parser: argparse.ArgumentParser
+    main: StageMain,
+    parser: argparse.ArgumentParser,
+    stage: str | Callable[[argparse.Namespace], str],
+    sections: list[str],
 ) -> None:
-    """Validate params before any work; user errors end with a message, not a traceback."""
+    """Validate params before any work, run `main` inside an MLflow stage run that logs the
+    params `sections` the stage reads; user errors end with a message, not a traceback."""
     args = parser.parse_args()
     try:
         params = load_params(args.params)
-        main(params, args)
+        raw = params.model_dump(mode="json")
+        name = stage(args) if callable(stage) else stage
+        with StageTracker(name, {k: raw[k] for k in sections if k in raw}) as tracker:
+            main(params, args, tracker)
     except (ParamsError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -13,6 +13,7 @@ from hubert_ee.data.prepare import resolve_workers
 from hubert_ee.features.extract import extract_split
 from hubert_ee.features.mfcc import MfccSource
 from hubert_ee.features.model_layer import LayerSource
+from hubert_ee.tracking import StageTracker
 from tasks.common import run_stage, stage_parser, write_metrics
 
 
@@ -30,7 +31,7 @@ def source_factory(params: Params, iteration: int, checkpoint: str | None):
     return partial(LayerSource, checkpoint, it.layer)
 
 
-def main(params: Params, args: argparse.Namespace) -> None:
+def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> None:
     make_source = source_factory(params, args.iteration, args.checkpoint)
     it = params.iteration(args.iteration)
     name = "mfcc" if it.features == "mfcc" else f"layer{it.layer}"
@@ -58,7 +59,7 @@ def main(params: Params, args: argparse.Namespace) -> None:
     metrics.update(
         source=meta.source, dim=meta.dim, frame_rate_hz=meta.frame_rate_hz, workers=workers
     )
-    write_metrics(args.metrics, metrics)
+    write_metrics(args.metrics, metrics, tracker)
     print(
         f"features ({meta.source}, {meta.dim}-d, {meta.frame_rate_hz:g} Hz) in {args.out}/<split>"
     )
@@ -71,4 +72,9 @@ if __name__ == "__main__":
     parser.add_argument("--checkpoint", help="previous iteration's encoder (iterations >= 2)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--metrics", required=True)
-    run_stage(main, parser)
+    run_stage(
+        main,
+        parser,
+        lambda a: f"features_iter{a.iteration}",
+        ["num_workers", "features", "iterations"],
+    )

@@ -13,10 +13,11 @@ from hubert_ee.cluster.pseudo_labels import label_store, score
 from hubert_ee.config import Params
 from hubert_ee.data.manifest import load_split
 from hubert_ee.features.store import FrameStore
+from hubert_ee.tracking import StageTracker
 from tasks.common import run_stage, stage_parser, write_metrics
 
 
-def main(params: Params, args: argparse.Namespace) -> None:
+def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> None:
     it, km = params.iteration(args.iteration), params.kmeans
     feats, out = Path(args.features), Path(args.out)
     missing = [s for s in {*km.fit_splits, km.eval_split} if s not in params.features.splits]
@@ -51,7 +52,7 @@ def main(params: Params, args: argparse.Namespace) -> None:
         metrics.update({f"pnmi/{d}": round(q["pnmi"], 4) for d, q in quality.items() if d != "all"})
         metrics["num_phones"] = quality["all"]["num_phones"]
         metrics["scored_split"] = km.eval_split
-    write_metrics(args.metrics, metrics)
+    write_metrics(args.metrics, metrics, tracker)
     summary = (
         f"PNMI {metrics['pnmi']:.3f} on {km.eval_split}"
         if quality
@@ -67,4 +68,9 @@ if __name__ == "__main__":
     parser.add_argument("--manifests", default="data/prepared")
     parser.add_argument("--out", required=True)
     parser.add_argument("--metrics", required=True)
-    run_stage(main, parser)
+    run_stage(
+        main,
+        parser,
+        lambda a: f"kmeans_iter{a.iteration}",
+        ["seed", "features", "kmeans", "iterations"],
+    )

@@ -7,12 +7,14 @@ from pathlib import Path
 
 from hubert_ee.config import Params
 from hubert_ee.data.prepare import prepare
+from hubert_ee.tracking import StageTracker
 from tasks.common import run_stage, stage_parser, write_metrics
 
 
-def main(params: Params, args: argparse.Namespace) -> None:
+def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> None:
     out = prepare(params, Path(args.out), Path(args.reports))
-    write_metrics(args.metrics, out.metrics)
+    write_metrics(args.metrics, out.metrics, tracker)
+    tracker.log_artifact(args.reports)
     hours = out.metrics["hours"]
     print(
         f"corpus ready in {args.out}/ (manifests: recordings_<split>.jsonl, supervisions_<split>.jsonl)"
@@ -29,4 +31,4 @@ if __name__ == "__main__":
     parser.add_argument("--out", default="data/prepared")
     parser.add_argument("--reports", default="reports")
     parser.add_argument("--metrics", default="metrics/prepare.json")
-    run_stage(main, parser)
+    run_stage(main, parser, "prepare", ["seed", "num_workers", "data"])

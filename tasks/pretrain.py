@@ -16,13 +16,14 @@ from pathlib import Path
 
 import torch
 
-from hubert_ee.config import Params
+from hubert_ee.config import Params, ParamsError, load_params
 from hubert_ee.data.manifest import load_split
 from hubert_ee.features.store import StoreMeta
 from hubert_ee.models.checkpoint import load_encoder, save_encoder
 from hubert_ee.models.encoder import HubertEncoder
 from hubert_ee.models.pretrain_head import HubertPretrainModel
 from hubert_ee.plots import training_curves
+from hubert_ee.tracking import StageTracker
 from hubert_ee.train import distributed
 from hubert_ee.train.checkpointing import fingerprint
 from hubert_ee.train.pretrain import LoopConfig, train
@@ -30,11 +31,34 @@ from hubert_ee.train.pretrain_data import PretrainData
 from tasks.common import run_stage, stage_parser, write_metrics
 
 
-def _relaunch_under_torchrun(params: Params) -> None:
-    if params.pretrain.launcher == "torchrun" and params.pretrain.nproc > 1 and "WORLD_SIZE" not in os.environ:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={params.pretrain.nproc}", "-m", "tasks.pretrain", *sys.argv[1:]]
+def _relaunch_under_torchrun(params_path: str) -> None:
+    """Before any tracking starts: the torchrun children do the work (rank 0 tracks)."""
+    try:
+        params = load_params(params_path)
+    except ParamsError:
+        return  # run_stage reports it
+    if (
+        params.pretrain.launcher == "torchrun"
+        and params.pretrain.nproc > 1
+        and "WORLD_SIZE" not in os.environ
+    ):
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={params.pretrain.nproc}",
+            "-m",
+            "tasks.pretrain",
+            *sys.argv[1:],
+        ]
         print("launching:", " ".join(cmd), flush=True)
         os.execv(sys.executable, cmd)
+
+
+def _log_step(row: dict, tracker: StageTracker) -> None:
+    print(json.dumps(row), flush=True)
+    tracker.log_metrics({f"train/{k}": v for k, v in row.items() if k != "step"}, step=row["step"])
 
 
 def build_encoder(params: Params, iteration: int) -> HubertEncoder:
@@ -42,13 +66,14 @@ def build_encoder(params: Params, iteration: int) -> HubertEncoder:
     if iteration == 1 and params.model.init_checkpoint:
         enc = load_encoder(params.model.init_checkpoint, cfg)
         if enc.cfg != cfg:
-            raise ValueError(f"{params.model.init_checkpoint} has encoder config {enc.cfg}, params ask for {cfg}")
+            raise ValueError(
+                f"{params.model.init_checkpoint} has encoder config {enc.cfg}, params ask for {cfg}"
+            )
         return enc
     return HubertEncoder(cfg)  # iteration >= 2 retrains from scratch (DESIGN §5)
 
 
-def main(params: Params, args: argparse.Namespace) -> None:
-    _relaunch_under_torchrun(params)
+def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> None:
     d = distributed.setup()
     if d.device.type == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // d.world))
@@ -56,9 +81,17 @@ def main(params: Params, args: argparse.Namespace) -> None:
     torch.manual_seed(params.seed + args.iteration)
     encoder = build_encoder(params, args.iteration)
     labels = Path(args.labels)
-    data = PretrainData([load_split(args.manifests, s) for s in km.fit_splits], [labels / s for s in km.fit_splits], encoder.cfg)
-    valid = PretrainData([load_split(args.manifests, km.eval_split)], [labels / km.eval_split], encoder.cfg)
-    model = HubertPretrainModel(encoder, data.num_classes, pt.final_dim, feature_grad_mult=pt.feature_grad_mult)
+    data = PretrainData(
+        [load_split(args.manifests, s) for s in km.fit_splits],
+        [labels / s for s in km.fit_splits],
+        encoder.cfg,
+    )
+    valid = PretrainData(
+        [load_split(args.manifests, km.eval_split)], [labels / km.eval_split], encoder.cfg
+    )
+    model = HubertPretrainModel(
+        encoder, data.num_classes, pt.final_dim, feature_grad_mult=pt.feature_grad_mult
+    )
     loop = LoopConfig(
         max_steps=pt.max_steps, max_batch_seconds=pt.max_batch_seconds, grad_accum=pt.grad_accum, lr=pt.lr,
         warmup_steps=pt.warmup_steps, weight_decay=pt.weight_decay, clip_norm=pt.clip_norm, mask_prob=pt.mask_prob,
@@ -77,13 +110,32 @@ def main(params: Params, args: argparse.Namespace) -> None:
     )
     if d.main:
         n_params = sum(p.numel() for p in encoder.parameters())
-        print(f"pretraining iteration {args.iteration}: {n_params / 1e6:.2f}M-parameter encoder, K={data.num_classes}, {len(data)} utterances, {pt.max_steps} steps on {d.world} x {d.device}")
+        print(
+            f"pretraining iteration {args.iteration}: {n_params / 1e6:.2f}M-parameter encoder, K={data.num_classes}, {len(data)} utterances, {pt.max_steps} steps on {d.world} x {d.device}"
+        )
     t0 = time.perf_counter()
-    result = train(model, data, valid, loop, Path(args.state) / "last.pt", run_id, d, on_log=lambda r: print(json.dumps(r), flush=True))
+    result = train(
+        model,
+        data,
+        valid,
+        loop,
+        Path(args.state) / "last.pt",
+        run_id,
+        d,
+        on_log=lambda r: _log_step(r, tracker),
+    )
     wall = time.perf_counter() - t0
     if d.main:
         out = Path(args.out)
-        save_encoder(encoder, out / "encoder.safetensors", {"iteration": str(args.iteration), "steps": str(result.steps), "k": str(data.num_classes)})
+        save_encoder(
+            encoder,
+            out / "encoder.safetensors",
+            {
+                "iteration": str(args.iteration),
+                "steps": str(result.steps),
+                "k": str(data.num_classes),
+            },
+        )
         plots = Path(args.plots)
         plots.parent.mkdir(parents=True, exist_ok=True)
         with open(plots, "w", newline="") as f:
@@ -91,8 +143,15 @@ def main(params: Params, args: argparse.Namespace) -> None:
             w.writeheader()
             w.writerows(result.history)
         if result.history:
-            training_curves(result.history, ["loss", "masked_acc"], plots.with_suffix(".png"), f"pretrain iteration {args.iteration}")
-        tail = result.history[-pt.log_every :] or [{"loss": float("nan"), "masked_acc": float("nan")}]
+            training_curves(
+                result.history,
+                ["loss", "masked_acc"],
+                plots.with_suffix(".png"),
+                f"pretrain iteration {args.iteration}",
+            )
+        tail = result.history[-pt.log_every :] or [
+            {"loss": float("nan"), "masked_acc": float("nan")}
+        ]
         write_metrics(
             args.metrics,
             {
@@ -109,8 +168,13 @@ def main(params: Params, args: argparse.Namespace) -> None:
                 "resumed_from_step": result.resumed_from,
                 "k": data.num_classes,
             },
+            tracker,
         )
-        print(f"encoder in {out}/encoder.safetensors; valid masked accuracy {result.valid.get('masked_acc', float('nan')):.3f} (chance {1 / data.num_classes:.3f})")
+        tracker.log_artifact(plots)
+        tracker.log_artifact(plots.with_suffix(".png"))
+        print(
+            f"encoder in {out}/encoder.safetensors; valid masked accuracy {result.valid.get('masked_acc', float('nan')):.3f} (chance {1 / data.num_classes:.3f})"
+        )
     distributed.teardown()
 
 
@@ -122,5 +186,16 @@ if __name__ == "__main__":
     parser.add_argument("--out", required=True, help="models/pretrain_iter<N>")
     parser.add_argument("--state", required=True, help="resume state directory (kept across runs)")
     parser.add_argument("--metrics", required=True)
-    parser.add_argument("--plots", required=True, help="per-step CSV for dvc plots (a PNG is written beside it)")
-    run_stage(main, parser)
+    parser.add_argument(
+        "--plots", required=True, help="per-step CSV for dvc plots (a PNG is written beside it)"
+    )
+    args_params = (
+        sys.argv[sys.argv.index("--params") + 1] if "--params" in sys.argv else "params.yaml"
+    )
+    _relaunch_under_torchrun(args_params)
+    run_stage(
+        main,
+        parser,
+        lambda a: f"pretrain_iter{a.iteration}",
+        ["seed", "model", "pretrain", "kmeans"],
+    )

@@ -82,5 +82,11 @@ def test_logmel_frontend_frames_like_the_cnn():
     model = HubertEncoder(cfg).eval()
     for n in (400, 719, 720, 16000, 23456):
         x, lengths = model(torch.randn(1, n), torch.tensor([n]))
-        assert x.shape[1] == cfg.num_frames(n) == cnn.num_frames(n) == config.base().num_frames(n) == int(lengths[0])
+        assert (
+            x.shape[1]
+            == cfg.num_frames(n)
+            == cnn.num_frames(n)
+            == config.base().num_frames(n)
+            == int(lengths[0])
+        )
     assert not any(p.requires_grad for p in model.feature_extractor.parameters())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,23 +12,34 @@ import numpy as np
 import pytest
 import soundfile as sf
 import yaml
+from conftest import ENV, run
 
 from hubert_ee.data.manifest import load_split
 from hubert_ee.data.text import words_of
-
-from conftest import ENV, run
 
 pytestmark = pytest.mark.slow
 _run = run
 
 
 def _tree_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_second_repro_skips_every_stage(smoke_ws):
     out = _run(["dvc", "repro"], smoke_ws)
-    for stage in ("prepare", "features_iter1", "kmeans_iter1", "pretrain_iter1", "features_iter2", "kmeans_iter2", "pretrain_iter2"):
+    for stage in (
+        "prepare",
+        "features_iter1",
+        "kmeans_iter1",
+        "pretrain_iter1",
+        "features_iter2",
+        "kmeans_iter2",
+        "pretrain_iter2",
+    ):
         assert f"Stage '{stage}' didn't change, skipping" in out
     assert "Running stage" not in out
 
@@ -173,3 +183,23 @@ def test_iteration2_without_checkpoint_is_a_clear_error(smoke_ws):
         text=True,
     )
     assert proc.returncode == 2 and "pass --checkpoint" in proc.stderr
+
+
+def test_every_stage_logged_an_mlflow_run(smoke_ws):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{smoke_ws}/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("hubert-ee")
+    runs = client.search_runs([exp.experiment_id])
+    names = sorted(r.info.run_name for r in runs)
+    assert names == sorted(["prepare", "features_iter1", "kmeans_iter1", "pretrain_iter1", "features_iter2", "kmeans_iter2", "pretrain_iter2"])
+    by_name = {r.info.run_name: r for r in runs}
+    assert all(r.info.status == "FINISHED" for r in runs)
+    km = json.loads((smoke_ws / "metrics/kmeans_iter1.json").read_text())
+    assert by_name["kmeans_iter1"].data.metrics["pnmi"] == km["pnmi"]
+    assert by_name["prepare"].data.params["data/target_domain"] == "phone"
+    history = client.get_metric_history(by_name["pretrain_iter1"].info.run_id, "train/loss")
+    assert [m.step for m in history] == list(range(2, 13, 2))  # every log_every steps

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ENV, run
 
 pytestmark = pytest.mark.slow
@@ -46,9 +45,19 @@ def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(smoke_ws, tmp_path):
     run(_cmd(params, tmp_path / "straight"), smoke_ws)
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_cmd(params, killed), cwd=smoke_ws, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _cmd(params, killed),
+        cwd=smoke_ws,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
-    while not (killed / "state" / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
+    while (
+        not (killed / "state" / "last.pt").exists()
+        and time.time() < deadline
+        and proc.poll() is None
+    ):
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -61,7 +70,10 @@ def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(smoke_ws, tmp_path):
     assert 0 < m_resumed["resumed_from_step"] < 30 and "resumed from" in out
     assert m_resumed["steps"] == m_straight["steps"] == 30
     assert _history(killed) == _history(tmp_path / "straight")  # every step's loss, bit for bit
-    assert m_resumed["loss"] == m_straight["loss"] and m_resumed["masked_acc"] == m_straight["masked_acc"]
+    assert (
+        m_resumed["loss"] == m_straight["loss"]
+        and m_resumed["masked_acc"] == m_straight["masked_acc"]
+    )
 
 
 def test_stale_state_from_other_params_is_not_resumed(smoke_ws, tmp_path):
@@ -75,7 +87,16 @@ def test_stale_state_from_other_params_is_not_resumed(smoke_ws, tmp_path):
 
 def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(smoke_ws, tmp_path):
     single = _params(smoke_ws, tmp_path, "single", max_steps=8, grad_accum=2, log_every=1)
-    ddp = _params(smoke_ws, tmp_path, "ddp", max_steps=8, grad_accum=1, launcher="torchrun", nproc=2, log_every=1)
+    ddp = _params(
+        smoke_ws,
+        tmp_path,
+        "ddp",
+        max_steps=8,
+        grad_accum=1,
+        launcher="torchrun",
+        nproc=2,
+        log_every=1,
+    )
     run(_cmd(single, tmp_path / "single"), smoke_ws)
     out = run(_cmd(ddp, tmp_path / "ddp"), smoke_ws)
     assert "torch.distributed.run" in out and "on 2 x cpu" in out

@@ -50,7 +50,9 @@ class HubertEncoder(nn.Module):
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
         self.cfg = cfg
-        self.feature_extractor = LogMelFrontend(cfg.n_mels) if cfg.frontend == "logmel" else FeatureExtractor(cfg)
+        self.feature_extractor = (
+            LogMelFrontend(cfg.n_mels) if cfg.frontend == "logmel" else FeatureExtractor(cfg)
+        )
         self.encoder = ContextEncoder(cfg)
 
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:

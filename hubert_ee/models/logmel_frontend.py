@@ -13,11 +13,19 @@ class LogMelFrontend(nn.Module):
         super().__init__()
         self.window, self.hop = window, hop
         self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=16000, n_fft=window, win_length=window, hop_length=hop, n_mels=n_mels, center=False, power=2.0
+            sample_rate=16000,
+            n_fft=window,
+            win_length=window,
+            hop_length=hop,
+            n_mels=n_mels,
+            center=False,
+            power=2.0,
         )
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        return torch.clamp(torch.div(lengths - self.window, self.hop, rounding_mode="floor") + 1, min=0)
+        return torch.clamp(
+            torch.div(lengths - self.window, self.hop, rounding_mode="floor") + 1, min=0
+        )
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         """(batch, samples) → (batch, frames, n_mels)."""

@@ -27,7 +27,14 @@ class GradScale(torch.autograd.Function):
 
 
 class HubertPretrainModel(nn.Module):
-    def __init__(self, encoder: HubertEncoder, num_classes: int, final_dim: int = 256, temperature: float = 0.1, feature_grad_mult: float = 0.1):
+    def __init__(
+        self,
+        encoder: HubertEncoder,
+        num_classes: int,
+        final_dim: int = 256,
+        temperature: float = 0.1,
+        feature_grad_mult: float = 0.1,
+    ):
         super().__init__()
         dim = encoder.cfg.embed_dim
         self.encoder = encoder
@@ -43,7 +50,9 @@ class HubertPretrainModel(nn.Module):
         e = F.normalize(self.label_embeddings.float(), dim=-1)
         return p @ e.T / self.temperature
 
-    def forward(self, wave: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self, wave: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """labels, mask: (batch, frames); returns loss (mean over masked frames) and accuracy."""
         enc = self.encoder
         feats = enc.feature_extractor(wave)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def bucket_batches(lengths: np.ndarray, max_batch_samples: int, seed: int, epoch: int) -> list[list[int]]:
+def bucket_batches(
+    lengths: np.ndarray, max_batch_samples: int, seed: int, epoch: int
+) -> list[list[int]]:
     """Batches of similar length whose padded size (longest × count) fits max_batch_samples.
 
     Utterances are sorted by length (ties broken by a seeded shuffle), cut greedily into
@@ -18,7 +20,9 @@ def bucket_batches(lengths: np.ndarray, max_batch_samples: int, seed: int, epoch
     for i in order:
         n = int(lengths[i])
         if n > max_batch_samples:
-            raise ValueError(f"an utterance of {n} samples does not fit max_batch_samples={max_batch_samples}")
+            raise ValueError(
+                f"an utterance of {n} samples does not fit max_batch_samples={max_batch_samples}"
+            )
         if current and max(longest, n) * (len(current) + 1) > max_batch_samples:
             batches.append(current)
             current, longest = [], 0

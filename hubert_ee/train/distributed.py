@@ -38,7 +38,9 @@ def setup() -> Dist:
 def all_mean(values: list[float], d: Dist) -> list[float]:
     if d.world == 1:
         return values
-    t = torch.tensor(values, dtype=torch.float64, device=d.device if d.device.type == "cuda" else "cpu")
+    t = torch.tensor(
+        values, dtype=torch.float64, device=d.device if d.device.type == "cuda" else "cpu"
+    )
     dist.all_reduce(t)
     return (t / d.world).tolist()
 
@@ -46,7 +48,9 @@ def all_mean(values: list[float], d: Dist) -> list[float]:
 def all_sum(values: list[float], d: Dist) -> list[float]:
     if d.world == 1:
         return values
-    t = torch.tensor(values, dtype=torch.float64, device=d.device if d.device.type == "cuda" else "cpu")
+    t = torch.tensor(
+        values, dtype=torch.float64, device=d.device if d.device.type == "cuda" else "cpu"
+    )
     dist.all_reduce(t)
     return t.tolist()
 

@@ -11,7 +11,12 @@ import torch
 
 
 def span_mask(
-    frame_lengths: torch.Tensor, num_frames: int, prob: float, span: int, generator: torch.Generator, min_spans: int = 2
+    frame_lengths: torch.Tensor,
+    num_frames: int,
+    prob: float,
+    span: int,
+    generator: torch.Generator,
+    min_spans: int = 2,
 ) -> torch.Tensor:
     """(batch, num_frames) bool, True = masked. Padded frames are never masked."""
     batch = len(frame_lengths)

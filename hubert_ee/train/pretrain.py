@@ -66,20 +66,31 @@ def _autocast(amp: str, device: torch.device):
 
 def _forward(model, batch: dict, mask: torch.Tensor, device: torch.device, amp: str) -> dict:
     with _autocast(amp, device):
-        return model(batch["wave"].to(device), batch["lengths"].to(device), batch["labels"].to(device), mask.to(device))
+        return model(
+            batch["wave"].to(device),
+            batch["lengths"].to(device),
+            batch["labels"].to(device),
+            mask.to(device),
+        )
 
 
-def _batch_mask(model_core: HubertPretrainModel, batch: dict, cfg: LoopConfig, gen: torch.Generator) -> torch.Tensor:
+def _batch_mask(
+    model_core: HubertPretrainModel, batch: dict, cfg: LoopConfig, gen: torch.Generator
+) -> torch.Tensor:
     frame_lengths = model_core.encoder.frame_lengths(batch["lengths"])
     return span_mask(frame_lengths, batch["labels"].shape[1], cfg.mask_prob, cfg.mask_span, gen)
 
 
 @torch.no_grad()
-def evaluate(model_core: HubertPretrainModel, data: PretrainData, cfg: LoopConfig, device: torch.device) -> dict[str, float]:
+def evaluate(
+    model_core: HubertPretrainModel, data: PretrainData, cfg: LoopConfig, device: torch.device
+) -> dict[str, float]:
     """Masked-prediction loss and accuracy on held-out data, fixed batches and masks."""
     model_core.eval()
     lengths = data.lengths()
-    batches = bucket_batches(lengths, int(cfg.max_batch_seconds * 16000), cfg.seed, epoch=0)[: cfg.eval_batches]
+    batches = bucket_batches(lengths, int(cfg.max_batch_seconds * 16000), cfg.seed, epoch=0)[
+        : cfg.eval_batches
+    ]
     tot_loss = tot_acc = tot_n = 0.0
     for i, b in enumerate(batches):
         batch = collate([data[j] for j in b])
@@ -90,7 +101,11 @@ def evaluate(model_core: HubertPretrainModel, data: PretrainData, cfg: LoopConfi
         tot_acc += float(out["masked_acc"]) * n
         tot_n += n
     model_core.train()
-    return {"loss": tot_loss / max(tot_n, 1), "masked_acc": tot_acc / max(tot_n, 1), "frames": tot_n}
+    return {
+        "loss": tot_loss / max(tot_n, 1),
+        "masked_acc": tot_acc / max(tot_n, 1),
+        "frames": tot_n,
+    }
 
 
 @dataclass
@@ -117,11 +132,25 @@ def train(
     model_core.to(device).train()
     model = model_core
     if d.world > 1:
-        model = DDP(model_core, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=model_core.encoder.cfg.layer_drop > 0)
-    decay = [p for n, p in model_core.named_parameters() if p.ndim >= 2 and "label_embeddings" not in n]
-    no_decay = [p for n, p in model_core.named_parameters() if p.ndim < 2 or "label_embeddings" in n]
+        model = DDP(
+            model_core,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=model_core.encoder.cfg.layer_drop > 0,
+        )
+    decay = [
+        p for n, p in model_core.named_parameters() if p.ndim >= 2 and "label_embeddings" not in n
+    ]
+    no_decay = [
+        p for n, p in model_core.named_parameters() if p.ndim < 2 or "label_embeddings" in n
+    ]
     opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+        eps=1e-6,
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.warmup_steps, cfg.max_steps))
     step, epoch, batch_pos, history = 0, 0, 0, []
@@ -131,7 +160,12 @@ def train(
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
-        step, epoch, batch_pos, history = state["step"], state["epoch"], state["batch_pos"], state["history"]
+        step, epoch, batch_pos, history = (
+            state["step"],
+            state["epoch"],
+            state["batch_pos"],
+            state["history"],
+        )
         if d.main:
             print(f"resumed from {state_path} at step {step}")
     resumed_from = step
@@ -141,7 +175,9 @@ def train(
     per_step = d.world * cfg.grad_accum
     pad_frac = padding_fraction(lengths, bucket_batches(lengths, max_samples, cfg.seed, 0))
     if len(bucket_batches(lengths, max_samples, cfg.seed, 0)) < per_step:
-        raise ValueError(f"the data gives fewer batches than one step needs ({per_step}); lower max_batch_seconds")
+        raise ValueError(
+            f"the data gives fewer batches than one step needs ({per_step}); lower max_batch_seconds"
+        )
     audio_s, t_start = 0.0, time.perf_counter()
 
     def save() -> None:
@@ -172,8 +208,14 @@ def train(
         loss_sum = acc_sum = 0.0
         for j, idx in enumerate(mine):
             batch = collate([data[i] for i in idx])
-            mask = _batch_mask(model_core, batch, cfg, _mask_generator(cfg.seed, step, d.rank * cfg.grad_accum + j))
-            sync = contextlib.nullcontext() if (d.world == 1 or j == len(mine) - 1) else model.no_sync()
+            mask = _batch_mask(
+                model_core, batch, cfg, _mask_generator(cfg.seed, step, d.rank * cfg.grad_accum + j)
+            )
+            sync = (
+                contextlib.nullcontext()
+                if (d.world == 1 or j == len(mine) - 1)
+                else model.no_sync()
+            )
             with sync:
                 out = _forward(model, batch, mask, device, cfg.amp)
                 (out["loss"] / cfg.grad_accum).backward()
@@ -188,16 +230,29 @@ def train(
         if batch_pos >= steps_in_epoch:
             epoch, batch_pos = epoch + 1, 0
         loss, acc = distributed.all_mean([loss_sum / len(mine), acc_sum / len(mine)], d)
-        (seconds,) = distributed.all_sum([float(sum(int(lengths[i]) for b in mine for i in b)) / 16000], d)
+        (seconds,) = distributed.all_sum(
+            [float(sum(int(lengths[i]) for b in mine for i in b)) / 16000], d
+        )
         audio_s += seconds
         if not math.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss} at step {step}; lower pretrain.lr or raise warmup_steps")
-        row = {"step": step, "loss": round(loss, 5), "masked_acc": round(acc, 5), "lr": sched.get_last_lr()[0], "grad_norm": round(grad_norm, 4)}
+            raise FloatingPointError(
+                f"loss became {loss} at step {step}; lower pretrain.lr or raise warmup_steps"
+            )
+        row = {
+            "step": step,
+            "loss": round(loss, 5),
+            "masked_acc": round(acc, 5),
+            "lr": sched.get_last_lr()[0],
+            "grad_norm": round(grad_norm, 4),
+        }
         history.append(row)
         if d.main and on_log and (step % cfg.log_every == 0 or step == cfg.max_steps):
-            on_log(row)
+            window = history[-(step - (step - 1) // cfg.log_every * cfg.log_every) :]  # this log interval
+            on_log({**row, "loss": round(sum(r["loss"] for r in window) / len(window), 5), "masked_acc": round(sum(r["masked_acc"] for r in window) / len(window), 5)})
         if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
             save()
     wall = time.perf_counter() - t_start
     result_valid = evaluate(model_core, valid, cfg, device) if valid is not None else {}
-    return PretrainResult(step, history, result_valid, audio_s / wall if wall > 0 else 0.0, pad_frac, resumed_from)
+    return PretrainResult(
+        step, history, result_valid, audio_s / wall if wall > 0 else 0.0, pad_frac, resumed_from
+    )

@@ -25,7 +25,14 @@ class LabelLengthError(ValueError):
     """Labels and audio of an utterance do not line up."""
 
 
-def label_indices(num_samples: int, num_labels: int, label_hop: int, label_window: int, cfg: EncoderConfig, utt_id: str) -> np.ndarray:
+def label_indices(
+    num_samples: int,
+    num_labels: int,
+    label_hop: int,
+    label_window: int,
+    cfg: EncoderConfig,
+    utt_id: str,
+) -> np.ndarray:
     """Index into the utterance's labels for each model frame (checked)."""
     expected = 0 if num_samples < label_window else 1 + (num_samples - label_window) // label_hop
     if num_labels != expected:
@@ -36,7 +43,9 @@ def label_indices(num_samples: int, num_labels: int, label_hop: int, label_windo
     frames = cfg.num_frames(num_samples)
     idx = (np.arange(frames) * cfg.stride) // label_hop
     if frames and idx[-1] >= num_labels:
-        raise LabelLengthError(f"utterance {utt_id}: {frames} model frames need label {idx[-1]} but there are {num_labels}")
+        raise LabelLengthError(
+            f"utterance {utt_id}: {frames} model frames need label {idx[-1]} but there are {num_labels}"
+        )
     return idx
 
 
@@ -63,7 +72,19 @@ class PretrainData(torch.utils.data.Dataset):
                 if r.id not in loc:
                     raise LabelLengthError(f"utterance {r.id} has no labels in {store.dir}")
                 label_indices(int(r.num_samples), loc[r.id][2], hop, window, cfg, r.id)
-                self.items.append((si, Item(r.id, r.path, float(r.start), float(r.duration), int(r.num_samples), loc[r.id])))
+                self.items.append(
+                    (
+                        si,
+                        Item(
+                            r.id,
+                            r.path,
+                            float(r.start),
+                            float(r.duration),
+                            int(r.num_samples),
+                            loc[r.id],
+                        ),
+                    )
+                )
         self.num_classes = max(int((s.meta.extra or {})["k"]) for s in self.stores)
         self._mmaps: dict[tuple[int, int], np.ndarray] = {}
 
@@ -81,14 +102,20 @@ class PretrainData(torch.utils.data.Dataset):
         store = self.stores[si]
         extra = store.meta.extra or {}
         labels = np.asarray(self._mmaps[key][first : first + n], dtype=np.int64)
-        return labels[label_indices(item.num_samples, n, extra["hop"], extra["window"], self.cfg, item.id)]
+        return labels[
+            label_indices(item.num_samples, n, extra["hop"], extra["window"], self.cfg, item.id)
+        ]
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         si, item = self.items[i]
         wave = read_mono_16k(item.path, item.start, item.duration)[: item.num_samples]
         if len(wave) != item.num_samples:
-            raise LabelLengthError(f"utterance {item.id}: read {len(wave)} samples, manifest says {item.num_samples}")
-        return torch.from_numpy(np.ascontiguousarray(wave)), torch.from_numpy(self._labels(si, item))
+            raise LabelLengthError(
+                f"utterance {item.id}: read {len(wave)} samples, manifest says {item.num_samples}"
+            )
+        return torch.from_numpy(np.ascontiguousarray(wave)), torch.from_numpy(
+            self._labels(si, item)
+        )
 
 
 def collate(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
