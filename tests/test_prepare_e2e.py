@@ -195,7 +195,17 @@ def test_every_stage_logged_an_mlflow_run(smoke_ws):
     exp = client.get_experiment_by_name("hubert-ee")
     runs = client.search_runs([exp.experiment_id])
     names = sorted(r.info.run_name for r in runs)
-    assert names == sorted(["prepare", "features_iter1", "kmeans_iter1", "pretrain_iter1", "features_iter2", "kmeans_iter2", "pretrain_iter2"])
+    assert names == sorted(
+        [
+            "prepare",
+            "features_iter1",
+            "kmeans_iter1",
+            "pretrain_iter1",
+            "features_iter2",
+            "kmeans_iter2",
+            "pretrain_iter2",
+        ]
+    )
     by_name = {r.info.run_name: r for r in runs}
     assert all(r.info.status == "FINISHED" for r in runs)
     km = json.loads((smoke_ws / "metrics/kmeans_iter1.json").read_text())

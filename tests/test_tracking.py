@@ -25,7 +25,9 @@ def test_stage_run_logs_params_metrics_and_nests_under_a_parent(tmp_path, monkey
         pass
     monkeypatch.setenv(PARENT_ENV, parent.run_id)
     with StageTracker("kmeans_iter1", {"kmeans": {"k": 100, "fit_fraction": 0.1}}) as t:
-        t.log_metrics({"pnmi": 0.3, "pnmi/read": 0.45, "nested": {"x": 1}, "label": "text is skipped"})
+        t.log_metrics(
+            {"pnmi": 0.3, "pnmi/read": 0.45, "nested": {"x": 1}, "label": "text is skipped"}
+        )
         for step in (1, 2, 3):
             t.log_metrics({"train/loss": 4.0 - step}, step=step)
     client = _client(uri)

@@ -247,8 +247,16 @@ def train(
         }
         history.append(row)
         if d.main and on_log and (step % cfg.log_every == 0 or step == cfg.max_steps):
-            window = history[-(step - (step - 1) // cfg.log_every * cfg.log_every) :]  # this log interval
-            on_log({**row, "loss": round(sum(r["loss"] for r in window) / len(window), 5), "masked_acc": round(sum(r["masked_acc"] for r in window) / len(window), 5)})
+            window = history[
+                -(step - (step - 1) // cfg.log_every * cfg.log_every) :
+            ]  # this log interval
+            on_log(
+                {
+                    **row,
+                    "loss": round(sum(r["loss"] for r in window) / len(window), 5),
+                    "masked_acc": round(sum(r["masked_acc"] for r in window) / len(window), 5),
+                }
+            )
         if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
             save()
     wall = time.perf_counter() - t_start
