@@ -149,16 +149,20 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
                 plots.with_suffix(".png"),
                 f"pretrain iteration {args.iteration}",
             )
-        tail = result.history[-pt.log_every :] or [
-            {"loss": float("nan"), "masked_acc": float("nan")}
-        ]
+        tail = result.history[-pt.log_every :]
+
+        def mean(key: str) -> float | None:
+            return (
+                round(sum(r[key] for r in tail) / len(tail), 4) if tail else None
+            )  # None: no step ran
+
         write_metrics(
             args.metrics,
             {
-                "loss": round(sum(r["loss"] for r in tail) / len(tail), 4),
-                "masked_acc": round(result.valid.get("masked_acc", float("nan")), 4),
-                "valid_loss": round(result.valid.get("loss", float("nan")), 4),
-                "train_masked_acc": round(sum(r["masked_acc"] for r in tail) / len(tail), 4),
+                "loss": mean("loss"),
+                "masked_acc": round(result.valid["masked_acc"], 4),
+                "valid_loss": round(result.valid["loss"], 4),
+                "train_masked_acc": mean("masked_acc"),
                 "chance_acc": round(1 / data.num_classes, 4),
                 "steps": result.steps,
                 "audio_seconds_per_s": round(result.audio_seconds_per_s, 2),

@@ -108,3 +108,29 @@ def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(smoke_ws, t
         # Same data, masks and global batch; only the gradient reduction order differs.
         assert float(ra["loss"]) == pytest.approx(float(rb["loss"]), abs=2e-3)
         assert float(ra["masked_acc"]) == pytest.approx(float(rb["masked_acc"]), abs=2e-2)
+
+
+def test_init_checkpoint_with_zero_steps_imports_the_weights(smoke_ws, tmp_path):
+    """The documented way to skip pretraining: torchaudio-layout weights in, encoder out."""
+    import torch
+
+    from hubert_ee.config import load_params
+    from hubert_ee.models.checkpoint import load_encoder
+    from hubert_ee.models.encoder import HubertEncoder
+
+    cfg = load_params(smoke_ws / "params.yaml").model.encoder_config()
+    torch.manual_seed(123)
+    public = HubertEncoder(cfg).state_dict()
+    torch.save(
+        {f"wav2vec2.{k}": v for k, v in public.items()}, tmp_path / "public.pt"
+    )  # pretrain-model layout
+    p = yaml.safe_load((smoke_ws / "params.yaml").read_text())
+    p["model"]["init_checkpoint"] = str(tmp_path / "public.pt")
+    p["pretrain"]["max_steps"] = 0
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(p))
+    run(_cmd(tmp_path / "p.yaml", tmp_path / "out"), smoke_ws)
+    imported = load_encoder(tmp_path / "out/model/encoder.safetensors").state_dict()
+    assert imported.keys() == public.keys()
+    assert all(torch.equal(imported[k], public[k]) for k in public)
+    m = json.loads((tmp_path / "out/metrics.json").read_text())
+    assert m["steps"] == 0 and m["loss"] is None and 0 <= m["masked_acc"] <= 1
