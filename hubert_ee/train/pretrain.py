@@ -173,8 +173,9 @@ def train(
     lengths = data.lengths()
     max_samples = int(cfg.max_batch_seconds * 16000)
     per_step = d.world * cfg.grad_accum
-    pad_frac = padding_fraction(lengths, bucket_batches(lengths, max_samples, cfg.seed, 0))
-    if len(bucket_batches(lengths, max_samples, cfg.seed, 0)) < per_step:
+    first_epoch = bucket_batches(lengths, max_samples, cfg.seed, 0)
+    pad_frac = padding_fraction(lengths, first_epoch)
+    if len(first_epoch) < per_step:
         raise ValueError(
             f"the data gives fewer batches than one step needs ({per_step}); lower max_batch_seconds"
         )
