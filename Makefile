@@ -13,7 +13,7 @@ else
 RUN_DIR := runs/$(PROFILE)
 endif
 
-.PHONY: install repro workspace test test-fast lint format bench clean-runs
+.PHONY: install repro workspace flow test test-fast lint format bench clean-runs
 
 install: $(STAMP)
 
@@ -35,6 +35,11 @@ ifneq ($(PROFILE),default)
 	test -d $(RUN_DIR)/.dvc || (cd $(RUN_DIR) && $(CURDIR)/$(BIN)/dvc init --no-scm -q \
 		&& $(CURDIR)/$(BIN)/dvc config core.analytics false)
 endif
+
+## flow: the same DAG through Prefect (temporary local server; state in .prefect/)
+flow: install workspace
+	PREFECT_HOME=$(CURDIR)/.prefect PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=90 \
+		PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m flows.pipeline --root $(RUN_DIR)
 
 ## test: the whole suite (unit + end-to-end on the smoke profile)
 test: install

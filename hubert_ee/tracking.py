@@ -132,3 +132,43 @@ class StageTracker:
                 self._mlflow.end_run(status="FAILED" if exc_type else "FINISHED")
             except Exception as err:  # noqa: BLE001
                 self._disable(err)
+
+
+class pipeline_run:  # noqa: N801 (used as a context manager, like mlflow.start_run)
+    """The parent MLflow run of one pipeline run; yields its id (None if tracking is off or down).
+
+    Tags: git revision and dvc.lock hash of `root`, plus `tags` (e.g. the Prefect flow-run id).
+    """
+
+    def __init__(self, root: str | Path, tags: Mapping[str, str] | None = None):
+        import hashlib
+        import subprocess
+
+        root = Path(root)
+        lock = root / "dvc.lock"
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+        self.tracker = StageTracker(
+            "pipeline",
+            tags={
+                "git_revision": rev or "unknown",
+                "dvc_lock_sha256": hashlib.sha256(lock.read_bytes()).hexdigest()
+                if lock.exists()
+                else "none",
+                **dict(tags or {}),
+            },
+        )
+        self.root = root
+
+    def __enter__(self) -> str | None:
+        cwd = Path.cwd()
+        os.chdir(self.root)  # the default store is the project root's mlflow.db
+        try:
+            self.tracker.__enter__()
+        finally:
+            os.chdir(cwd)
+        return self.tracker.run_id if self.tracker.active else None
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.tracker.__exit__(exc_type, exc, tb)

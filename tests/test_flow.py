@@ -1,0 +1,90 @@
+"""The Prefect flow is a second door to dvc.yaml's DAG."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ENV, ROOT, run
+
+from flows.pipeline import stage_graph, topological
+
+
+def _path_list(entries) -> list[str]:
+    return [next(iter(e)) if isinstance(e, dict) else e for e in entries or []]
+
+
+def test_every_dvc_stage_is_one_task_with_the_same_upstream_stages():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    outs = {
+        name: _path_list(s.get("outs")) + _path_list(s.get("metrics")) + _path_list(s.get("plots"))
+        for name, s in stages.items()
+    }
+    expected = {}
+    for name, s in stages.items():
+        deps = [Path(d) for d in _path_list(s.get("deps"))]
+        expected[name] = {
+            other
+            for other, paths in outs.items()
+            if any(d == Path(p) or Path(p) in d.parents for d in deps for p in paths)
+        }
+    graph = stage_graph(ROOT)
+    assert graph == expected
+    order = topological(graph)
+    assert sorted(order) == sorted(stages)
+    assert all(order.index(u) < order.index(s) for s in graph for u in graph[s])
+
+
+def test_cycle_is_reported():
+    with pytest.raises(ValueError, match="cycle"):
+        topological({"a": {"b"}, "b": {"a"}})
+
+
+@pytest.mark.slow
+def test_flow_after_dvc_repro_recomputes_nothing_and_records_a_parent_run(smoke_ws, tmp_path):
+    env = {
+        **ENV,
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.pipeline", "--root", str(smoke_ws)],
+        cwd=smoke_ws,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    outcomes = dict(
+        line.split(": ")
+        for line in proc.stdout.splitlines()
+        if line.count(": ") == 1 and not line.startswith(" ")
+    )
+    stages = yaml.safe_load((smoke_ws / "dvc.yaml").read_text())["stages"]
+    assert {s: outcomes.get(s) for s in stages} == dict.fromkeys(stages, "skipped")
+    assert "up to date" in run(["dvc", "status"], smoke_ws)
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{smoke_ws}/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("hubert-ee")
+    parents = client.search_runs(
+        [exp.experiment_id], filter_string="attributes.run_name = 'pipeline'"
+    )
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    tags = parents[0].data.tags
+    assert (
+        tags["prefect_flow_run_id"]
+        and len(tags["dvc_lock_sha256"]) == 64
+        and "git_revision" in tags
+    )
+    assert os.path.exists(smoke_ws / "mlflow.db")
