@@ -19,6 +19,15 @@ from hubert_ee.data.text import words_of
 
 pytestmark = pytest.mark.slow
 _run = run
+STAGES = [
+    "prepare",
+    "features_iter1",
+    "kmeans_iter1",
+    "pretrain_iter1",
+    "features_iter2",
+    "kmeans_iter2",
+    "pretrain_iter2",
+]
 
 
 def _tree_digest(root: Path) -> dict[str, str]:
@@ -31,15 +40,7 @@ def _tree_digest(root: Path) -> dict[str, str]:
 
 def test_second_repro_skips_every_stage(smoke_ws):
     out = _run(["dvc", "repro"], smoke_ws)
-    for stage in (
-        "prepare",
-        "features_iter1",
-        "kmeans_iter1",
-        "pretrain_iter1",
-        "features_iter2",
-        "kmeans_iter2",
-        "pretrain_iter2",
-    ):
+    for stage in STAGES:
         assert f"Stage '{stage}' didn't change, skipping" in out
     assert "Running stage" not in out
 
@@ -198,15 +199,7 @@ def test_every_stage_logged_an_mlflow_run(smoke_ws):
     by_name = {}
     for r in runs:
         by_name.setdefault(r.info.run_name, r)
-    stages = [
-        "prepare",
-        "features_iter1",
-        "kmeans_iter1",
-        "pretrain_iter1",
-        "features_iter2",
-        "kmeans_iter2",
-        "pretrain_iter2",
-    ]
+    stages = STAGES
     assert set(stages) <= set(by_name)
     runs = [by_name[s] for s in stages]
     assert all(r.info.status == "FINISHED" for r in runs)

@@ -35,16 +35,6 @@ def setup() -> Dist:
     return Dist(rank, world, local, device)
 
 
-def all_mean(values: list[float], d: Dist) -> list[float]:
-    if d.world == 1:
-        return values
-    t = torch.tensor(
-        values, dtype=torch.float64, device=d.device if d.device.type == "cuda" else "cpu"
-    )
-    dist.all_reduce(t)
-    return (t / d.world).tolist()
-
-
 def all_sum(values: list[float], d: Dist) -> list[float]:
     if d.world == 1:
         return values
@@ -53,6 +43,10 @@ def all_sum(values: list[float], d: Dist) -> list[float]:
     )
     dist.all_reduce(t)
     return t.tolist()
+
+
+def all_mean(values: list[float], d: Dist) -> list[float]:
+    return [v / d.world for v in all_sum(values, d)]
 
 
 def barrier(d: Dist) -> None:
