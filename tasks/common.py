@@ -22,6 +22,18 @@ def stage_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def iteration_stage_parser(
+    description: str, out_help: str | None = None
+) -> argparse.ArgumentParser:
+    """The arguments every per-iteration stage takes (features, kmeans, pretrain)."""
+    parser = stage_parser(description)
+    parser.add_argument("--iteration", type=int, required=True)
+    parser.add_argument("--manifests", default="data/prepared")
+    parser.add_argument("--out", required=True, help=out_help)
+    parser.add_argument("--metrics", required=True)
+    return parser
+
+
 def write_metrics(path: str | Path, metrics: dict, tracker: StageTracker | None = None) -> None:
     """The DVC metrics file first (it must exist whatever MLflow does), then MLflow."""
     path = Path(path)

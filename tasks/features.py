@@ -14,11 +14,12 @@ from hubert_ee.features.extract import extract_split
 from hubert_ee.features.mfcc import MfccSource
 from hubert_ee.features.model_layer import LayerSource
 from hubert_ee.tracking import StageTracker
-from tasks.common import run_stage, stage_parser, write_metrics
+from tasks.common import iteration_stage_parser, run_stage, write_metrics
 
 
 def source_factory(params: Params, iteration: int, checkpoint: str | None):
-    """A picklable zero-argument constructor of the iteration's feature source."""
+    """A picklable zero-argument constructor of the iteration's feature source (extract_split
+    calls it in the main process first, so a bad checkpoint or layer fails before any worker)."""
     it = params.iteration(iteration)
     if it.features == "mfcc":
         return MfccSource
@@ -27,7 +28,6 @@ def source_factory(params: Params, iteration: int, checkpoint: str | None):
             f"iterations.iter{iteration} uses layer {it.layer} of the previous model: pass --checkpoint "
             "(the previous iteration's encoder, .safetensors)"
         )
-    LayerSource(checkpoint, it.layer)  # fail here, in the main process, on a bad checkpoint/layer
     return partial(LayerSource, checkpoint, it.layer)
 
 
@@ -66,12 +66,8 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
 
 
 if __name__ == "__main__":
-    parser = stage_parser(__doc__)
-    parser.add_argument("--iteration", type=int, required=True)
-    parser.add_argument("--manifests", default="data/prepared")
+    parser = iteration_stage_parser(__doc__)
     parser.add_argument("--checkpoint", help="previous iteration's encoder (iterations >= 2)")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--metrics", required=True)
     run_stage(
         main,
         parser,

@@ -14,7 +14,7 @@ from hubert_ee.config import Params
 from hubert_ee.data.manifest import load_split
 from hubert_ee.features.store import FrameStore
 from hubert_ee.tracking import StageTracker
-from tasks.common import run_stage, stage_parser, write_metrics
+from tasks.common import iteration_stage_parser, run_stage, write_metrics
 
 
 def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> None:
@@ -62,12 +62,8 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
 
 
 if __name__ == "__main__":
-    parser = stage_parser(__doc__)
-    parser.add_argument("--iteration", type=int, required=True)
+    parser = iteration_stage_parser(__doc__)
     parser.add_argument("--features", required=True)
-    parser.add_argument("--manifests", default="data/prepared")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--metrics", required=True)
     run_stage(
         main,
         parser,

@@ -28,7 +28,7 @@ from hubert_ee.train import distributed
 from hubert_ee.train.checkpointing import fingerprint
 from hubert_ee.train.pretrain import LoopConfig, train
 from hubert_ee.train.pretrain_data import PretrainData
-from tasks.common import run_stage, stage_parser, write_metrics
+from tasks.common import iteration_stage_parser, run_stage, write_metrics
 
 
 def _relaunch_under_torchrun(params_path: str) -> None:
@@ -151,10 +151,8 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
             )
         tail = result.history[-pt.log_every :]
 
-        def mean(key: str) -> float | None:
-            return (
-                round(sum(r[key] for r in tail) / len(tail), 4) if tail else None
-            )  # None: no step ran
+        def mean(key: str) -> float | None:  # None when no step ran (max_steps: 0)
+            return round(sum(r[key] for r in tail) / len(tail), 4) if tail else None
 
         write_metrics(
             args.metrics,
@@ -177,26 +175,19 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
         tracker.log_artifact(plots)
         tracker.log_artifact(plots.with_suffix(".png"))
         print(
-            f"encoder in {out}/encoder.safetensors; valid masked accuracy {result.valid.get('masked_acc', float('nan')):.3f} (chance {1 / data.num_classes:.3f})"
+            f"encoder in {out}/encoder.safetensors; valid masked accuracy {result.valid['masked_acc']:.3f} (chance {1 / data.num_classes:.3f})"
         )
     distributed.teardown()
 
 
 if __name__ == "__main__":
-    parser = stage_parser(__doc__)
-    parser.add_argument("--iteration", type=int, required=True)
+    parser = iteration_stage_parser(__doc__, out_help="models/pretrain_iter<N>")
     parser.add_argument("--labels", required=True, help="data/labels/iter<N>")
-    parser.add_argument("--manifests", default="data/prepared")
-    parser.add_argument("--out", required=True, help="models/pretrain_iter<N>")
     parser.add_argument("--state", required=True, help="resume state directory (kept across runs)")
-    parser.add_argument("--metrics", required=True)
     parser.add_argument(
         "--plots", required=True, help="per-step CSV for dvc plots (a PNG is written beside it)"
     )
-    args_params = (
-        sys.argv[sys.argv.index("--params") + 1] if "--params" in sys.argv else "params.yaml"
-    )
-    _relaunch_under_torchrun(args_params)
+    _relaunch_under_torchrun(parser.parse_args().params)
     run_stage(
         main,
         parser,

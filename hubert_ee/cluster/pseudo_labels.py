@@ -59,15 +59,16 @@ def score(labels: FrameStore, manifest: pd.DataFrame) -> dict[str, dict[str, flo
         per_domain[row["domain"]].append((ids, np.asarray(lab, dtype=np.int64)))
     if not per_domain:
         return {}
-    out = {}
-    everything = []
-    for domain, pairs in sorted(per_domain.items()):
-        p = np.concatenate([a for a, _ in pairs])
-        z = np.concatenate([b for _, b in pairs])
-        everything.append((p, z))
-        out[domain] = cluster_quality(joint_counts(p, z, len(phone_ids), k))
-    p = np.concatenate([a for a, _ in everything])
-    z = np.concatenate([b for _, b in everything])
-    out["all"] = cluster_quality(joint_counts(p, z, len(phone_ids), k))
+    counts = {
+        domain: joint_counts(
+            np.concatenate([a for a, _ in pairs]),
+            np.concatenate([b for _, b in pairs]),
+            len(phone_ids),
+            k,
+        )
+        for domain, pairs in sorted(per_domain.items())
+    }
+    out = {domain: cluster_quality(c) for domain, c in counts.items()}
+    out["all"] = cluster_quality(sum(counts.values()))
     out["all"]["num_phones"] = len(phone_ids)
     return out
