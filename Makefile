@@ -13,7 +13,7 @@ else
 RUN_DIR := runs/$(PROFILE)
 endif
 
-.PHONY: install repro workspace flow test test-fast lint format bench clean-runs
+.PHONY: install repro workspace flow serve serve-model prefect-ui mlflow-ui test test-fast lint format bench clean-runs
 
 install: $(STAMP)
 
@@ -40,6 +40,26 @@ endif
 flow: install workspace
 	PREFECT_HOME=$(CURDIR)/.prefect PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=90 \
 		PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m flows.pipeline --root $(RUN_DIR)
+
+## serve: the scheduled deployment (cron from params orchestration.cron); needs `make prefect-ui`
+serve: install workspace
+	PREFECT_HOME=$(CURDIR)/.prefect PREFECT_API_URL=http://127.0.0.1:4200/api \
+		PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m flows.pipeline serve --root $(RUN_DIR)
+
+## prefect-ui: Prefect server + UI on http://127.0.0.1:4200 (state in .prefect/)
+prefect-ui: install
+	PREFECT_HOME=$(CURDIR)/.prefect $(BIN)/prefect server start --host 127.0.0.1 --port 4200
+
+## mlflow-ui: MLflow UI on http://127.0.0.1:5000 over the project's store
+mlflow-ui: install
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/$(RUN_DIR)/mlflow.db \
+		--default-artifact-root $(CURDIR)/$(RUN_DIR)/mlartifacts --host 127.0.0.1 --port 5000
+
+## serve-model: the registry's champion over HTTP on http://127.0.0.1:5001 (POST /invocations)
+serve-model: install
+	PATH=$(CURDIR)/$(BIN):$$PATH MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/$(RUN_DIR)/mlflow.db \
+		$(BIN)/mlflow models serve -m models:/hubert-ee@champion --env-manager local \
+		-h 127.0.0.1 -p 5001
 
 ## test: the whole suite (unit + end-to-end on the smoke profile)
 test: install

@@ -5,7 +5,8 @@ DVC owns the graph and staleness: each task runs `dvc --wait-for-lock repro --si
 stages run concurrently), waits on the tasks of its upstream stages, and does no Prefect-side
 caching (`NO_CACHE`) so a stage whose data changed is never skipped by Prefect. `dvc repro` and
 this flow are two doors to the same DAG: after one ran, the other recomputes nothing.
-Run: `python -m flows.pipeline [--root DIR] [--max-parallel N]`.
+Run once: `python -m flows.pipeline [--root DIR]`; serve the scheduled deployment:
+`python -m flows.pipeline serve [--root DIR]` (cron from params `orchestration.cron`).
 """
 
 from __future__ import annotations
@@ -65,9 +66,23 @@ def run_stage(root: str, stage: str, env: dict[str, str]) -> str:
     return "skipped" if any("didn't change, skipping" in ln for ln in lines) else "ran"
 
 
+@task(cache_policy=NO_CACHE)
+def register_model(root: str, env: dict[str, str]) -> str:
+    """Champion/challenger step (hubert_ee/registry.py) in its own process, like the stages."""
+    log = get_run_logger()
+    cmd = [str(Path(sys.executable).parent / "hubert-ee"), "register", "--root", root]
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    for line in (proc.stdout + proc.stderr).splitlines():
+        log.info(line)
+    if proc.returncode != 0:
+        raise RuntimeError(f"register failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    return proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+
+
 @flow(name="hubert-ee-pipeline", log_prints=True)
-def pipeline(root: str = ".", max_parallel: int = 2) -> dict[str, str]:
-    """Run the DAG; returns stage → "ran" | "skipped"."""
+def pipeline(root: str = ".", max_parallel: int = 2, registry: bool = True) -> dict[str, str]:
+    """Run the DAG, then (if `registry`) the registry step; returns stage → "ran" | "skipped"
+    and `register` → the registry decision."""
     root = str(Path(root).resolve())
     graph = stage_graph(root)
     from prefect.runtime import flow_run
@@ -88,15 +103,40 @@ def pipeline(root: str = ".", max_parallel: int = 2) -> dict[str, str]:
                     parameters={"root": root, "stage": stage, "env": env},
                     wait_for=[futures[u] for u in graph[stage]],
                 )
-            return {stage: f.result() for stage, f in futures.items()}
+            result = {stage: f.result() for stage, f in futures.items()}
+        if registry:
+            result["register"] = register_model(root, env)
+        return result
+
+
+def serve(root: str, name: str, cron: str | None, max_parallel: int, registry: bool) -> None:
+    """Serve the flow as a deployment (cron schedule from params unless overridden); trigger
+    a run with `prefect deployment run 'hubert-ee-pipeline/<name>'`."""
+    pipeline.serve(
+        name=name,
+        cron=cron,
+        parameters={"root": str(Path(root).resolve()), "max_parallel": max_parallel,
+                    "registry": registry},
+    )  # fmt: skip
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("command", nargs="?", default="run", choices=["run", "serve"])
     ap.add_argument("--root", default=".")
-    ap.add_argument("--max-parallel", type=int, default=2)
+    ap.add_argument("--max-parallel", type=int, default=None, help="default: params")
+    ap.add_argument("--no-register", action="store_true", help="skip the registry step")
+    ap.add_argument("--name", default="scheduled", help="deployment name (serve)")
+    ap.add_argument("--cron", default=None, help="cron schedule (serve; default: params)")
     args = ap.parse_args()
-    result = pipeline(args.root, args.max_parallel)
+    from hubert_ee.config import load_params
+
+    orch = load_params(Path(args.root) / "params.yaml").orchestration
+    parallel = args.max_parallel or orch.max_parallel
+    if args.command == "serve":
+        serve(args.root, args.name, args.cron or orch.cron, parallel, not args.no_register)
+        return
+    result = pipeline(args.root, parallel, not args.no_register)
     for stage, outcome in result.items():
         print(f"{stage}: {outcome}")
 

@@ -17,6 +17,49 @@ def _workspace(args: argparse.Namespace) -> None:
     print(dest)
 
 
+def _transcribe(args: argparse.Namespace) -> None:
+    import json
+
+    from hubert_ee.inference import AudioError, audio_files, load, load_audio
+
+    rec = load(args.model)
+    failed = 0
+    try:
+        files = audio_files(args.paths)
+    except AudioError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
+    for f in files:
+        try:
+            x, notices = load_audio(f)
+        except AudioError as err:
+            print(f"error: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        for n in notices:
+            print(f"notice: {f}: {n}", file=sys.stderr)
+        t = rec._timed(x, str(f), notices, not args.no_exit, args.threshold)
+        if args.json:
+            print(json.dumps(t.to_dict()), flush=True)
+        else:
+            print(f"{f}\t{t.text}", flush=True)
+    if failed:
+        sys.exit(1)
+
+
+def _register(args: argparse.Namespace) -> None:
+    from hubert_ee.config import load_params
+    from hubert_ee.data.manifest import load_split
+    from hubert_ee.registry import register
+
+    root = Path(args.root).resolve()
+    params = load_params(root / "params.yaml")
+    test = load_split(root / "data/prepared", "test")
+    test = test[test["domain"] == params.data.target_domain]
+    decision = register(root, test["text"].tolist(), test["path"].tolist())
+    print(decision)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="hubert-ee", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -27,10 +70,26 @@ def main(argv: list[str] | None = None) -> None:
     ws.add_argument("dest", nargs="?", help="workspace directory (default: runs/<profile>)")
     ws.add_argument("--root", default=str(Path.cwd()), help="project root (default: cwd)")
     ws.set_defaults(func=_workspace)
+    tr = sub.add_parser("transcribe", help="transcribe wav/flac files or folders")
+    tr.add_argument("paths", nargs="+", help="audio files or folders (searched for .wav/.flac)")
+    tr.add_argument(
+        "--model", default="models/exits",
+        help="model folder or file, or an MLflow URI such as models:/hubert-ee@champion "
+        "(default: %(default)s, with the operating point of models/threshold_search)",
+    )  # fmt: skip
+    tr.add_argument("--threshold", type=float, help="override the chosen exit threshold")
+    tr.add_argument("--no-exit", action="store_true", help="run the full model (no early exit)")
+    tr.add_argument("--json", action="store_true", help="one JSON object per file")
+    tr.set_defaults(func=_transcribe)
+    rg = sub.add_parser(
+        "register", help="register the pipeline's model in MLflow (challenger → champion if better)"
+    )
+    rg.add_argument("--root", default=str(Path.cwd()), help="project/workspace root")
+    rg.set_defaults(func=_register)
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except ParamsError as err:
+    except (ParamsError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
 

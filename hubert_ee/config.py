@@ -246,6 +246,122 @@ class PretrainConfig(_Strict):
     )
 
 
+class CTCTrainParams(_Strict):
+    """The CTC training loop shared by fine-tuning and distillation (hubert_ee/train/finetune.py)."""
+
+    max_steps: int = Field(default=1000, ge=0, le=10_000_000)
+    max_batch_seconds: float = Field(default=20.0, gt=0, le=100_000)
+    lr: float = Field(default=1e-3, gt=0, le=1)
+    warmup_steps: int = Field(default=100, ge=1)
+    freeze_encoder_steps: int = Field(
+        default=0, ge=0, description="steps at the start that train only the output heads"
+    )
+    weight_decay: float = Field(default=0.01, ge=0, le=1)
+    clip_norm: float = Field(default=10.0, gt=0)
+    mask_time_prob: float = Field(default=0.03, ge=0, lt=1)
+    mask_time_span: int = Field(default=10, ge=1, le=100)
+    mask_channel_prob: float = Field(default=0.0, ge=0, lt=1)
+    mask_channel_span: int = Field(default=16, ge=1, le=4096)
+    final_dropout: float = Field(default=0.1, ge=0, lt=1)
+    uncertainty: bool = True
+    uncertainty_samples: int = Field(default=4, ge=0, le=64)
+    eval_every: int = Field(default=100, ge=1)
+    patience: int = Field(default=3, ge=1, description="evaluations without dev-WER improvement")
+    eval_batch_seconds: float = Field(default=60.0, gt=0)
+
+
+class FinetuneParams(CTCTrainParams):
+    """CTC fine-tuning of one teacher per domain (DESIGN §6), and its from-scratch ablation."""
+
+    reinit_top_layers: int = Field(
+        default=0, ge=0, description="re-initialise the top N pretrained Transformer layers"
+    )
+    scratch_arm: bool = Field(
+        default=True, description="also fine-tune from random init with the same budget"
+    )
+    beam_size: int = Field(default=16, ge=1, le=10_000)
+
+
+class DistillParams(CTCTrainParams):
+    """Uncertainty-matching KD into a small student on the target domain (DESIGN §7)."""
+
+    student: dict[str, Any] = Field(
+        default_factory=lambda: {"embed_dim": 128, "num_heads": 2, "ffn_dim": 512},
+        description="EncoderConfig overrides of the teacher's configuration (width, heads, FFN, depth)",
+    )
+    init_from_pretrained: bool = True
+    use_unlabeled: bool = Field(
+        default=False, description="add target-domain unlabeled audio with teacher targets only"
+    )
+    alpha: float = Field(default=0.5, ge=0, le=1)
+    beta: float = Field(default=1.0, ge=0)
+    temperature: float = Field(default=1.0, gt=0)
+    teacher_weights: Literal["equal", "uncertainty"] | list[float] = "equal"
+    single_teacher_arms: bool = True
+    teacher_output_shards: int = Field(default=4, ge=1, le=100_000)
+    speed_repeats: int = Field(default=7, ge=1, le=1000)
+    speed_utterances: int = Field(default=20, ge=1)
+
+
+class ExitsParams(_Strict):
+    """Early-exit branches on the student (DESIGN §8)."""
+
+    layers: list[Annotated[int, Field(ge=1)]] | None = Field(
+        default=None,
+        description="Transformer layers with a branch; null = every layer but the last",
+    )
+    mode: Literal["two_stage", "joint"] = "two_stage"
+    branch_dim: int = Field(default=64, ge=8)
+    branch_heads: int = Field(default=1, ge=1)
+    branch_ffn: int = Field(default=128, ge=8)
+    branch_dropout: float = Field(default=0.1, ge=0, lt=1)
+    kd_weight: float = Field(
+        default=1.0, ge=0, description="KL towards the final layer (two_stage)"
+    )
+    kd_temperature: float = Field(default=1.0, gt=0)
+    max_steps: int = Field(default=400, ge=0)
+    max_batch_seconds: float = Field(default=20.0, gt=0)
+    lr: float = Field(default=2e-3, gt=0, le=1)
+    warmup_steps: int = Field(default=40, ge=1)
+    weight_decay: float = Field(default=0.01, ge=0, le=1)
+    clip_norm: float = Field(default=10.0, gt=0)
+    mask_time_prob: float = Field(default=0.0, ge=0, lt=1)
+    mask_time_span: int = Field(default=10, ge=1)
+    eval_every: int = Field(default=100, ge=1)
+    patience: int = Field(default=3, ge=1)
+    eval_batch_seconds: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> ExitsParams:
+        if self.branch_dim % self.branch_heads:
+            raise ValueError("branch_dim must be divisible by branch_heads")
+        return self
+
+
+class ThresholdSearchParams(_Strict):
+    """Operating-point search for early exit (DESIGN §8)."""
+
+    entropy_grid: list[float] = Field(min_length=1)
+    confidence_grid: list[float] = Field(min_length=1)
+    max_wer_increase_rel: float = Field(default=0.05, ge=0)
+    speed_utterances: int = Field(default=30, ge=1)
+    speed_repeats: int = Field(default=5, ge=1)
+    threads: int = Field(default=0, ge=0, description="torch threads while timing; 0 = all cores")
+
+
+class OrchestrationParams(_Strict):
+    """The Prefect deployment (flows/pipeline.py)."""
+
+    cron: str = Field(default="0 3 * * 0", description="retraining schedule of the deployment")
+    max_parallel: int = Field(default=2, ge=1, le=256, description="stages run at once")
+
+    @model_validator(mode="after")
+    def _check(self) -> OrchestrationParams:
+        if len(self.cron.split()) != 5:
+            raise ValueError(f"cron must have 5 fields (m h dom mon dow), got {self.cron!r}")
+        return self
+
+
 class Params(_Strict):
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     num_workers: int = Field(default=0, ge=0, le=1024, description="0 = one per CPU core")
@@ -254,6 +370,14 @@ class Params(_Strict):
     kmeans: KMeansConfig = KMeansConfig()
     model: ModelConfig = ModelConfig()
     pretrain: PretrainConfig = PretrainConfig()
+    finetune: FinetuneParams = FinetuneParams()
+    distill: DistillParams = DistillParams()
+    exits: ExitsParams = ExitsParams()
+    orchestration: OrchestrationParams = OrchestrationParams()
+    threshold_search: ThresholdSearchParams = ThresholdSearchParams(
+        entropy_grid=[0.001, 0.002, 0.003, 0.004, 0.006, 0.008, 0.012, 0.02],
+        confidence_grid=[0.8, 0.85, 0.9, 0.93, 0.95, 0.96, 0.97, 0.98],
+    )
     # Keyed iter1, iter2, ... so that a DVC stage can depend on exactly one iteration.
     iterations: dict[str, IterationConfig] = Field(min_length=1)
 

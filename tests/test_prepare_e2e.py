@@ -27,6 +27,12 @@ STAGES = [
     "features_iter2",
     "kmeans_iter2",
     "pretrain_iter2",
+    "finetune@read",
+    "finetune@lecture",
+    "teacher_outputs",
+    "distill",
+    "exits",
+    "threshold_search",
 ]
 
 

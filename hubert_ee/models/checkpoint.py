@@ -1,4 +1,4 @@
-"""Encoder checkpoints as safetensors (no pickles: loading one never executes code).
+"""Encoder and CTC-model checkpoints as safetensors (no pickles: loading one never executes code).
 
 The encoder configuration travels in the safetensors metadata, so a checkpoint is one file.
 torchaudio-layout state dicts (`.pt`) load with `weights_only=True` given a configuration.
@@ -13,23 +13,108 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from hubert_ee.decode.vocab import CharVocab
 from hubert_ee.models.config import EncoderConfig
 from hubert_ee.models.convert import load_torchaudio_weights
+from hubert_ee.models.ctc_model import CTCModel
+from hubert_ee.models.early_exit import EarlyExitModel, ExitConfig
 from hubert_ee.models.encoder import HubertEncoder
 
 CONFIG_KEY = "hubert_ee.encoder_config"
+CTC_KEY = "hubert_ee.ctc_head"
+EXIT_KEY = "hubert_ee.exits"
+
+
+def _write(module: torch.nn.Module, path: str | Path, meta: dict[str, str]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    tmp.replace(path)
+
+
+def _read(path: Path, device: str) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    with safe_open(str(path), framework="pt", device=device) as f:
+        meta = f.metadata() or {}
+        state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no items())
+    return meta, state
 
 
 def save_encoder(
     model: HubertEncoder, path: str | Path, extra_metadata: dict[str, str] | None = None
 ) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    meta = {CONFIG_KEY: json.dumps(model.cfg.to_dict()), **(extra_metadata or {})}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(path)
+    _write(model, path, {CONFIG_KEY: json.dumps(model.cfg.to_dict()), **(extra_metadata or {})})
+
+
+def _head_meta(model: CTCModel) -> dict:
+    return {
+        "tokens": list(model.vocab_tokens),
+        "uncertainty": model.variance_head is not None,
+        "final_dropout": model.final_dropout.p,
+    }
+
+
+def save_ctc_model(
+    model: CTCModel, path: str | Path, extra_metadata: dict[str, str] | None = None
+) -> None:
+    """Encoder + heads; the vocabulary and head settings travel in the metadata."""
+    meta = {
+        CONFIG_KEY: json.dumps(model.encoder.cfg.to_dict()),
+        CTC_KEY: json.dumps(_head_meta(model)),
+        **(extra_metadata or {}),
+    }
+    _write(model, path, meta)
+
+
+def save_early_exit_model(
+    model: EarlyExitModel, path: str | Path, extra_metadata: dict[str, str] | None = None
+) -> None:
+    """The student with its exit branches; `load_early_exit_model` rebuilds both."""
+    meta = {
+        CONFIG_KEY: json.dumps(model.student.encoder.cfg.to_dict()),
+        CTC_KEY: json.dumps(_head_meta(model.student)),
+        EXIT_KEY: json.dumps(model.cfg.to_dict()),
+        **(extra_metadata or {}),
+    }
+    _write(model, path, meta)
+
+
+def load_early_exit_model(path: str | Path, device: str = "cpu") -> EarlyExitModel:
+    meta, state = _read(Path(path), device)
+    if EXIT_KEY not in meta:
+        raise ValueError(f"{path} has no {EXIT_KEY} metadata: not a hubert-ee early-exit model")
+    student = _ctc_from_meta(meta)
+    model = EarlyExitModel(student, ExitConfig.from_dict(json.loads(meta[EXIT_KEY])))
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
+
+def _ctc_from_meta(meta: dict[str, str]) -> CTCModel:
+    head = json.loads(meta[CTC_KEY])
+    encoder = HubertEncoder(EncoderConfig.from_dict(json.loads(meta[CONFIG_KEY])))
+    return CTCModel(
+        encoder,
+        CharVocab(tuple(head["tokens"])),
+        uncertainty=head["uncertainty"],
+        final_dropout=head["final_dropout"],
+    )
+
+
+def load_ctc_model(path: str | Path, device: str = "cpu") -> CTCModel:
+    meta, state = _read(Path(path), device)
+    if CTC_KEY not in meta or EXIT_KEY in meta:
+        raise ValueError(f"{path} is not a hubert-ee CTC model checkpoint (no {CTC_KEY} metadata)")
+    model = _ctc_from_meta(meta)
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
+
+def checkpoint_metadata(path: str | Path) -> dict[str, str]:
+    with safe_open(str(path), framework="pt", device="cpu") as f:
+        return dict(f.metadata() or {})
 
 
 def load_encoder(
@@ -40,14 +125,15 @@ def load_encoder(
     if not path.exists():
         raise FileNotFoundError(f"encoder checkpoint {path} does not exist")
     if path.suffix == ".safetensors":
-        with safe_open(str(path), framework="pt", device=device) as f:
-            meta = f.metadata() or {}
-            if CONFIG_KEY not in meta:
-                raise ValueError(
-                    f"{path} has no {CONFIG_KEY} metadata: not a hubert-ee encoder checkpoint"
-                )
-            model = HubertEncoder(EncoderConfig.from_dict(json.loads(meta[CONFIG_KEY])))
-            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no items())
+        meta, state = _read(path, device)
+        if CONFIG_KEY not in meta:
+            raise ValueError(
+                f"{path} has no {CONFIG_KEY} metadata: not a hubert-ee encoder checkpoint"
+            )
+        model = HubertEncoder(EncoderConfig.from_dict(json.loads(meta[CONFIG_KEY])))
+        prefix = "student.encoder." if EXIT_KEY in meta else "encoder." if CTC_KEY in meta else ""
+        if prefix:  # a fine-tuned / early-exit model: take its encoder
+            state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         model.load_state_dict(state)
         return model.to(device)
     if cfg is None:

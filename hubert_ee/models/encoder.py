@@ -58,9 +58,14 @@ class HubertEncoder(nn.Module):
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return self.feature_extractor.output_lengths(lengths)
 
-    def features(self, wave: torch.Tensor, lengths: torch.Tensor | None = None):
-        """CNN + projection: (projected frames, valid mask, frame lengths); padded frames zeroed."""
-        x = self.feature_extractor(wave)
+    def features(
+        self, wave: torch.Tensor, lengths: torch.Tensor | None = None, frontend_grad: bool = True
+    ):
+        """CNN + projection: (projected frames, valid mask, frame lengths); padded frames zeroed.
+
+        `frontend_grad=False` runs the CNN without autograd (frozen during fine-tuning)."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and frontend_grad):
+            x = self.feature_extractor(wave)
         frame_lengths = None if lengths is None else self.frame_lengths(lengths)
         valid, _ = padding_masks(frame_lengths, x.shape[1])
         x = self.encoder.feature_projection(x)
@@ -87,3 +92,18 @@ class HubertEncoder(nn.Module):
         """Outputs of transformer layers 1..num_layers, and the frame lengths."""
         x, valid, frame_lengths = self.features(wave, lengths)
         return self.layers(x, valid, num_layers), frame_lengths
+
+
+@torch.no_grad()
+def reinit_top_layers(encoder: HubertEncoder, n: int, seed: int) -> None:
+    """Give the top n Transformer layers fresh random weights (the pretext task specialises
+    them; Pasad et al. 2021 find re-initialising them helps fine-tuning)."""
+    layers = encoder.encoder.transformer.layers
+    if n > len(layers):
+        raise ValueError(f"reinit_top_layers {n} > the encoder's {len(layers)} layers")
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    fresh = Transformer(encoder.cfg).layers
+    for i in range(len(layers) - n, len(layers)):
+        layers[i].load_state_dict(fresh[i].state_dict())
+    torch.random.set_rng_state(gen_state)

@@ -1,0 +1,1 @@
+"""CTC vocabulary and decoding (greedy, beam search)."""

@@ -1,0 +1,27 @@
+"""Run a CTC model over a dataset: per-utterance log-probabilities, in dataset order."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from hubert_ee.train.asr_data import ASRData, collate_asr
+from hubert_ee.train.batching import bucket_batches
+
+
+@torch.no_grad()
+def emissions(
+    model: torch.nn.Module, data: ASRData, max_batch_seconds: float, device: torch.device
+) -> list[torch.Tensor]:
+    """(frames, classes) log-softmax of the plain logits f_t per utterance (float32, CPU)."""
+    was_training = model.training
+    model.eval()
+    out: list[torch.Tensor | None] = [None] * len(data)
+    for idx in bucket_batches(data.lengths(), int(max_batch_seconds * 16000), seed=0, epoch=0):
+        batch = collate_asr([data[i] for i in idx])
+        res = model(batch["wave"].to(device), batch["lengths"].to(device))
+        lp = F.log_softmax(res.logits.float(), dim=-1).cpu()
+        for j, i in enumerate(idx):
+            out[i] = lp[j, : int(res.frame_lengths[j])]
+    model.train(was_training)
+    return out  # type: ignore[return-value]

@@ -1,0 +1,1 @@
+"""Recognition metrics (WER/CER) and speed measurement."""

@@ -1,0 +1,86 @@
+"""Encoder + CTC head + aleatoric-uncertainty head (DESIGN §6; Kendall & Gal 2017).
+
+The variance head predicts σ²_t = softplus(W h_t) per frame and class. Training samples
+g_t = f_t + σ_t ⊙ ε and averages the CTC loss over S samples (hubert_ee/train/losses.py);
+inference uses the plain logits f_t. Distillation matches the (normalized) σ² of the teachers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hubert_ee.decode.vocab import CharVocab
+from hubert_ee.models.encoder import HubertEncoder
+
+
+@dataclass
+class CTCOutput:
+    logits: torch.Tensor  # (batch, frames, classes)
+    variance: torch.Tensor | None  # σ², same shape; None without an uncertainty head
+    frame_lengths: torch.Tensor | None
+
+
+class CTCModel(nn.Module):
+    def __init__(
+        self,
+        encoder: HubertEncoder,
+        vocab: CharVocab,
+        uncertainty: bool = True,
+        final_dropout: float = 0.1,
+        freeze_frontend: bool = True,
+    ):
+        super().__init__()
+        self.freeze_frontend = freeze_frontend  # fine-tuning keeps the CNN fixed (DESIGN §6)
+        dim = encoder.cfg.embed_dim
+        self.encoder = encoder
+        self.mask_embedding = nn.Parameter(torch.empty(dim).uniform_())
+        self.final_dropout = nn.Dropout(final_dropout)
+        self.vocab_tokens = vocab.tokens
+        self.head = nn.Linear(dim, len(vocab))
+        self.variance_head = nn.Linear(dim, len(vocab)) if uncertainty else None
+        if self.variance_head is not None:  # start with small variances: σ² ≈ softplus(-4)
+            nn.init.zeros_(self.variance_head.weight)
+            nn.init.constant_(self.variance_head.bias, -4.0)
+
+    @property
+    def vocab(self) -> CharVocab:
+        return CharVocab(self.vocab_tokens)
+
+    def frontend(
+        self,
+        wave: torch.Tensor,
+        lengths: torch.Tensor | None,
+        time_mask: torch.Tensor | None = None,
+        channel_mask: torch.Tensor | None = None,
+    ):
+        """Projected frames with fine-tuning masks applied: (x, valid, frame_lengths)."""
+        x, valid, frame_lengths = self.encoder.features(
+            wave, lengths, frontend_grad=not self.freeze_frontend
+        )
+        if time_mask is not None:
+            x = torch.where(time_mask[..., None], self.mask_embedding.to(x.dtype), x)
+        if channel_mask is not None:
+            x = x.masked_fill(channel_mask[:, None, :], 0.0)
+        return x, valid, frame_lengths
+
+    def heads(self, h: torch.Tensor, lengths: torch.Tensor | None) -> CTCOutput:
+        h = self.final_dropout(h)
+        logits = self.head(h).float()
+        var = None
+        if self.variance_head is not None:
+            var = F.softplus(self.variance_head(h).float())
+        return CTCOutput(logits, var, lengths)
+
+    def forward(
+        self,
+        wave: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        time_mask: torch.Tensor | None = None,
+        channel_mask: torch.Tensor | None = None,
+    ) -> CTCOutput:
+        x, valid, frame_lengths = self.frontend(wave, lengths, time_mask, channel_mask)
+        return self.heads(self.encoder.layers(x, valid)[-1], frame_lengths)

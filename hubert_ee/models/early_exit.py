@@ -1,0 +1,201 @@
+"""Early-exit branches on the student and inference that really stops (HuBERT-EE; DESIGN §8).
+
+A branch after Transformer layer i is one narrow self-attention block (down-projection to
+`branch_dim`, attention, feed-forward, LayerNorm) and a CTC head. At inference, after each
+layer that has a branch, the branch posteriors p (T frames × C classes) decide:
+
+    entropy_i    = −1/(T·C) · Σ_t Σ_c p log p      exit if entropy_i < θ_e
+    confidence_i = 1/T · Σ_t max_c p               exit if confidence_i > θ_c
+
+An utterance that exits leaves the batch; the layers above are never computed for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hubert_ee.models.config import EncoderConfig
+from hubert_ee.models.ctc_model import CTCModel, CTCOutput
+from hubert_ee.models.transformer import EncoderLayer
+
+
+@dataclass(frozen=True)
+class ExitConfig:
+    layers: tuple[int, ...]  # 1-based Transformer layers with a branch (the last has the main head)
+    branch_dim: int = 64
+    branch_heads: int = 1
+    branch_ffn: int = 128
+    dropout: float = 0.1
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["layers"] = list(self.layers)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ExitConfig:
+        return cls(**{**d, "layers": tuple(d["layers"])})
+
+
+class ExitBranch(nn.Module):
+    def __init__(self, dim: int, cfg: ExitConfig, vocab_size: int):
+        super().__init__()
+        self.down = nn.Linear(dim, cfg.branch_dim)
+        block = EncoderConfig(
+            frontend="logmel", embed_dim=cfg.branch_dim, num_heads=cfg.branch_heads,
+            ffn_dim=cfg.branch_ffn, pos_conv_groups=1, dropout=cfg.dropout,
+            attention_dropout=cfg.dropout, layer_drop=0.0,
+        )  # fmt: skip
+        self.block = EncoderLayer(block)
+        self.head = nn.Linear(cfg.branch_dim, vocab_size)
+
+    def forward(self, h: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        return self.head(self.block(self.down(h), key_mask)).float()
+
+
+def entropy_score(log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """−1/(T·C) Σ_t Σ_c p log p per utterance over its T valid frames."""
+    p = log_probs.exp()
+    per_frame = -(p * log_probs).sum(-1)  # (batch, frames)
+    valid = torch.arange(log_probs.shape[1], device=lengths.device)[None] < lengths[:, None]
+    c = log_probs.shape[-1]
+    return (per_frame * valid).sum(1) / (lengths.clamp(min=1) * c)
+
+
+def confidence_score(log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """1/T Σ_t max_c p per utterance."""
+    top = log_probs.exp().amax(-1)
+    valid = torch.arange(log_probs.shape[1], device=lengths.device)[None] < lengths[:, None]
+    return (top * valid).sum(1) / lengths.clamp(min=1)
+
+
+def passes(criterion: str, log_probs: torch.Tensor, lengths: torch.Tensor, threshold: float):
+    if criterion == "entropy":
+        return entropy_score(log_probs, lengths) < threshold
+    if criterion == "confidence":
+        return confidence_score(log_probs, lengths) > threshold
+    raise ValueError(f"criterion must be entropy or confidence, got {criterion!r}")
+
+
+@dataclass
+class ExitOutput(CTCOutput):
+    exits: dict[int, torch.Tensor] = field(default_factory=dict)  # layer → branch logits
+
+
+@dataclass
+class EarlyExitResult:
+    log_probs: list[torch.Tensor]  # per utterance (frames, classes), from its exit
+    exit_layer: list[int]  # 1-based Transformer layer the utterance left at
+
+
+class EarlyExitModel(nn.Module):
+    def __init__(self, student: CTCModel, cfg: ExitConfig):
+        super().__init__()
+        n = student.encoder.cfg.num_layers
+        bad = [i for i in cfg.layers if not 1 <= i < n]
+        if bad or len(set(cfg.layers)) != len(cfg.layers):
+            raise ValueError(
+                f"exit layers must be distinct and within 1..{n - 1} (layer {n} has the main "
+                f"head), got {list(cfg.layers)}"
+            )
+        self.cfg = ExitConfig.from_dict({**cfg.to_dict(), "layers": sorted(cfg.layers)})
+        self.student = student
+        dim = student.encoder.cfg.embed_dim
+        self.branches = nn.ModuleDict(
+            {str(i): ExitBranch(dim, self.cfg, student.head.out_features) for i in self.cfg.layers}
+        )
+
+    @property
+    def num_layers(self) -> int:
+        return self.student.encoder.cfg.num_layers
+
+    @property
+    def encoder(self):
+        return self.student.encoder
+
+    def freeze_backbone(self) -> None:
+        """Two-stage training: the student stays fixed (and in eval mode), branches train."""
+        self.frozen = True
+        for p in self.student.parameters():
+            p.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if getattr(self, "frozen", False):
+            self.student.eval()
+        return self
+
+    def forward(
+        self,
+        wave: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        time_mask: torch.Tensor | None = None,
+        channel_mask: torch.Tensor | None = None,
+    ) -> ExitOutput:
+        """Every branch's logits and the final head's (for training and the threshold search:
+        exit decisions depend only on these)."""
+        x, valid, frame_lengths = self.student.frontend(wave, lengths, time_mask, channel_mask)
+        key_mask = None if valid is None else valid[:, None, None, :]
+        hs = self.student.encoder.layers(x, valid)
+        final = self.student.heads(hs[-1], frame_lengths)
+        if frame_lengths is None:
+            frame_lengths = torch.full((wave.shape[0],), hs[-1].shape[1])
+        exits = {i: self.branches[str(i)](hs[i - 1], key_mask) for i in self.cfg.layers}
+        return ExitOutput(final.logits, final.variance, frame_lengths, exits)
+
+    @torch.no_grad()
+    def early_exit(
+        self,
+        wave: torch.Tensor,
+        lengths: torch.Tensor | None,
+        criterion: str,
+        threshold: float,
+    ) -> EarlyExitResult:
+        """Layer by layer; utterances that pass a branch's test leave the batch there."""
+        enc = self.student.encoder
+        tr = enc.encoder.transformer
+        x, valid, frame_lengths = self.student.frontend(wave, lengths)
+        b = x.shape[0]
+        if frame_lengths is None:
+            frame_lengths = torch.full((b,), x.shape[1])
+        if valid is None:
+            valid = torch.ones(b, x.shape[1], dtype=torch.bool)
+        active = torch.arange(b)
+        results: list[torch.Tensor | None] = [None] * b
+        exit_layer = [self.num_layers] * b
+        x = tr.embed(x)
+        for i, layer in enumerate(tr.layers, start=1):
+            key_mask = valid[:, None, None, :]
+            x = layer(x, key_mask)
+            if i == self.num_layers:
+                if tr.layer_norm_first:
+                    x = tr.layer_norm(x)
+                lp = F.log_softmax(self.student.heads(x, frame_lengths).logits, -1)
+                for j, u in enumerate(active.tolist()):
+                    results[u] = lp[j, : int(frame_lengths[j])]
+                break
+            if str(i) not in self.branches:
+                continue
+            lp = F.log_softmax(self.branches[str(i)](x, key_mask), -1)
+            done = passes(criterion, lp, frame_lengths, threshold)
+            for j in done.nonzero().squeeze(1).tolist():
+                u = int(active[j])
+                results[u] = lp[j, : int(frame_lengths[j])]
+                exit_layer[u] = i
+            if bool(done.all()):
+                break
+            if bool(done.any()):
+                keep = ~done
+                x, valid, frame_lengths, active = (
+                    x[keep],
+                    valid[keep],
+                    frame_lengths[keep],
+                    active[keep],
+                )
+                t = int(frame_lengths.max())  # trim padding the remaining utterances do not need
+                x, valid = x[:, :t], valid[:, :t]
+        return EarlyExitResult(results, exit_layer)  # type: ignore[arg-type]

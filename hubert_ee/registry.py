@@ -1,0 +1,173 @@
+"""The MLflow model registry: the pipeline's final model as a pyfunc, champion/challenger.
+
+Besides hubert_ee/tracking.py this is the only module that imports mlflow. The registered
+model is a pyfunc whose `predict` takes audio (file paths, or sample arrays at 16 kHz or with
+a `sample_rate` column) and returns one transcript per input; `mlflow models serve -m
+models:/hubert-ee@champion --env-manager local` serves it over HTTP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from hubert_ee.tracking import EXPERIMENT, PARENT_ENV, default_tracking_uri
+
+MODEL_NAME = "hubert-ee"
+
+
+class HubertEEPyfunc(mlflow.pyfunc.PythonModel):
+    """predict(DataFrame with `path`, or `audio` [+ `sample_rate`]; or a list/array of samples)."""
+
+    def load_context(self, context) -> None:
+        from hubert_ee.inference import Recognizer
+
+        self.recognizer = Recognizer.load(context.artifacts["model_dir"])
+
+    def predict(self, context, model_input, params=None) -> list[str]:
+        rec = self.recognizer
+        if isinstance(model_input, pd.DataFrame):
+            if "path" in model_input.columns:
+                return [rec.transcribe([p])[0].text for p in model_input["path"]]
+            if "audio" in model_input.columns:
+                rates = model_input.get("sample_rate", pd.Series([16000] * len(model_input)))
+                return [
+                    rec.transcribe_array(np.asarray(a, dtype=np.float32), int(sr)).text
+                    for a, sr in zip(model_input["audio"], rates, strict=True)
+                ]
+            raise ValueError("input needs a `path` or an `audio` column")
+        x = np.asarray(model_input, dtype=np.float32)
+        if x.ndim == 1:
+            return [rec.transcribe_array(x).text]
+        return [rec.transcribe_array(row).text for row in x]
+
+
+def bundle(exits_dir: Path, threshold_dir: Path, dest: Path) -> str:
+    """Model + operating point in one folder; returns their content hash."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(exits_dir / "model.safetensors", dest / "model.safetensors")
+    shutil.copy2(threshold_dir / "operating_point.json", dest / "operating_point.json")
+    h = hashlib.sha256()
+    for name in ("model.safetensors", "operating_point.json"):
+        h.update((dest / name).read_bytes())
+    return h.hexdigest()
+
+
+def download_model(uri: str) -> Path:
+    """Local folder holding model.safetensors for an MLflow model URI."""
+    mlflow.set_tracking_uri(default_tracking_uri())
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    found = sorted(local.rglob("model.safetensors"))
+    if not found:
+        raise FileNotFoundError(f"{uri} holds no model.safetensors (not a hubert-ee model)")
+    return found[0].parent
+
+
+@dataclass
+class Evaluation:
+    wer: float
+    seconds: float  # median per-utterance processing time
+    utterances: int
+
+
+@dataclass
+class Decision:
+    version: str | None
+    promoted: bool
+    reason: str
+    challenger: dict | None
+    champion: dict | None
+
+
+def evaluate(model_dir: Path, refs: list[str], paths: list[str]) -> Evaluation:
+    from hubert_ee.inference import Recognizer
+    from hubert_ee.metrics.wer import wer
+
+    rec = Recognizer.load(model_dir)
+    out = rec.transcribe(paths)
+    return Evaluation(
+        round(wer(refs, [t.text for t in out]), 5),
+        float(np.median([t.processing_s for t in out])),
+        len(out),
+    )
+
+
+def register(
+    root: Path, refs: list[str], paths: list[str], tags: dict[str, str] | None = None
+) -> Decision:
+    """Register models/exits + models/threshold_search as `challenger`; move `champion` to it
+    only if its test WER is lower (ties: faster). A model already registered is not registered
+    again, so re-running an unchanged pipeline promotes nothing."""
+    mlflow.set_tracking_uri(default_tracking_uri(root))
+    mlflow.set_experiment(EXPERIMENT)
+    client = MlflowClient()
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = Path(tmp) / "model_dir"
+        digest = bundle(root / "models/exits", root / "models/threshold_search", model_dir)
+        try:
+            existing = client.search_model_versions(f"name='{MODEL_NAME}'")
+        except Exception:  # noqa: BLE001 - no registered model yet
+            existing = []
+        same = [v for v in existing if v.tags.get("content_sha256") == digest]
+        if same:
+            return Decision(
+                same[0].version, False, "unchanged: this model is already registered", None, None
+            )
+        with mlflow.start_run(
+            run_name="register", parent_run_id=os.environ.get(PARENT_ENV) or None,
+            tags={"stage": "register", **(tags or {})},
+        ):  # fmt: skip
+            challenger = evaluate(model_dir, refs, paths)
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(Path(__file__).with_name("pyfunc_model.py")),  # no pickle
+                artifacts={"model_dir": str(model_dir)},
+                registered_model_name=MODEL_NAME,
+                pip_requirements=["hubert-ee"],
+            )
+            version = str(info.registered_model_version)
+            client.set_model_version_tag(MODEL_NAME, version, "content_sha256", digest)
+            client.set_registered_model_alias(MODEL_NAME, "challenger", version)
+            champion = None
+            try:
+                champ_v = client.get_model_version_by_alias(MODEL_NAME, "champion")
+                champ_dir = download_model(f"models:/{MODEL_NAME}@champion")
+                champion = evaluate(champ_dir, refs, paths)
+            except Exception:  # noqa: BLE001 - no champion yet
+                champ_v = None
+            if champion is None:
+                promote, reason = True, "no champion yet"
+            elif challenger.wer < champion.wer:
+                promote, reason = True, f"lower WER ({challenger.wer} < {champion.wer})"
+            elif challenger.wer == champion.wer and challenger.seconds < champion.seconds:
+                promote, reason = True, "same WER, faster"
+            else:
+                promote, reason = (
+                    False,
+                    (f"champion v{champ_v.version} stays (WER {champion.wer} vs {challenger.wer})"),
+                )
+            if promote:
+                client.set_registered_model_alias(MODEL_NAME, "champion", version)
+            mlflow.log_metrics(
+                {"challenger_wer": challenger.wer, "challenger_seconds": challenger.seconds}
+                | ({"champion_wer": champion.wer} if champion else {})
+            )
+            mlflow.set_tags({"decision": reason, "promoted": str(promote), "version": version})
+            lock = root / "dvc.lock"
+            if lock.exists():
+                mlflow.log_artifact(str(lock))
+            decision = Decision(
+                version, promote, reason, asdict(challenger), asdict(champion) if champion else None
+            )
+            mlflow.log_text(json.dumps(asdict(decision), indent=2), "decision.json")
+    return decision

@@ -1,0 +1,55 @@
+"""Labeled audio for the CTC models: waveform + character ids, length-bucketed like pretraining."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from hubert_ee.data.audio_io import read_mono_16k
+from hubert_ee.decode.vocab import CharVocab
+
+
+class ASRData(torch.utils.data.Dataset):
+    """One row of a `load_split` manifest per item; transcripts are checked up front."""
+
+    def __init__(self, manifest: pd.DataFrame, vocab: CharVocab):
+        if manifest.empty:
+            raise ValueError("no labeled utterances: the manifest selection is empty")
+        self.rows = manifest.reset_index(drop=True)
+        self.vocab = vocab
+        self.targets = [vocab.encode(str(t)) for t in self.rows["text"]]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def lengths(self) -> np.ndarray:
+        return self.rows["num_samples"].to_numpy(dtype=np.int64)
+
+    def texts(self, idx: list[int] | None = None) -> list[str]:
+        rows = self.rows if idx is None else self.rows.iloc[idx]
+        return [" ".join(str(t).split()) for t in rows["text"]]
+
+    def wave(self, i: int) -> torch.Tensor:
+        r = self.rows.iloc[i]
+        n = int(r.num_samples)
+        w = read_mono_16k(r.path, float(r.start), float(r.duration))[:n]
+        if len(w) != n:
+            raise ValueError(f"utterance {r.id}: read {len(w)} samples, manifest says {n}")
+        return torch.from_numpy(np.ascontiguousarray(w))
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.wave(i), self.targets[i]
+
+
+def collate_asr(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    lengths = torch.tensor([len(w) for w, _ in batch])
+    wave = torch.zeros(len(batch), int(lengths.max()))
+    for i, (w, _) in enumerate(batch):
+        wave[i, : len(w)] = w
+    return {
+        "wave": wave,
+        "lengths": lengths,
+        "targets": torch.cat([t for _, t in batch]),
+        "target_lengths": torch.tensor([len(t) for _, t in batch]),
+    }

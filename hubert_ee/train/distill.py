@@ -1,0 +1,169 @@
+"""Multi-domain uncertainty-matching distillation (Kim et al. 2021; DESIGN §7).
+
+    L = (1 − α)·L_CTC  +  α·Σ_k r_k·(L_tok^k + β·L_unc^k)
+
+over target-domain batches that mix labeled utterances (all terms) and, optionally, unlabeled
+ones (teacher terms only: the CTC term averages over the labeled rows of the batch). Teacher
+outputs come from the cached stores (hubert_ee/train/teacher_outputs.py), frame-aligned with
+the student (same 50 Hz framing; checked per utterance).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from hubert_ee.decode.vocab import CharVocab
+from hubert_ee.features.store import FrameStore
+from hubert_ee.models.ctc_model import CTCOutput
+from hubert_ee.train.asr_data import ASRData
+from hubert_ee.train.finetune import Objective
+from hubert_ee.train.losses import sampled_ctc_loss, token_kd_loss, uncertainty_kd_loss
+
+
+class KDData(ASRData):
+    """Target-domain utterances (text optional) with every teacher's cached frames."""
+
+    def __init__(
+        self, manifest: pd.DataFrame, vocab: CharVocab, teacher_stores: list[list[FrameStore]]
+    ):
+        """teacher_stores[k] = the stores (one per split) of teacher k covering `manifest`."""
+        labeled = manifest["text"].fillna("").astype(str).str.strip() != ""
+        self.rows = manifest.reset_index(drop=True)
+        self.vocab = vocab
+        self.targets = [
+            vocab.encode(t) if ok else torch.zeros(0, dtype=torch.long)
+            for t, ok in zip(self.rows["text"].fillna(""), labeled.tolist(), strict=True)
+        ]
+        self.labeled = labeled.to_numpy()
+        self.teachers = []
+        for stores in teacher_stores:
+            loc = {}
+            for store in stores:
+                for uid, (shard, first, n) in store.index().items():
+                    loc[uid] = (store, shard, first, n)
+            missing = [u for u in self.rows["id"] if u not in loc]
+            if missing:
+                raise ValueError(
+                    f"{len(missing)} utterances (e.g. {missing[0]}) have no cached teacher outputs; "
+                    "re-run the teacher_outputs stage"
+                )
+            self.teachers.append(loc)
+        self._mmaps: dict[tuple[int, int], np.ndarray] = {}
+
+    def teacher_frames(self, i: int, k: int) -> np.ndarray:
+        store, shard, first, n = self.teachers[k][self.rows["id"].iat[i]]
+        key = (id(store), shard)
+        if key not in self._mmaps:
+            self._mmaps[key] = store.shard(shard)[2]
+        return np.asarray(self._mmaps[key][first : first + n], dtype=np.float32)
+
+    def __getitem__(self, i: int):
+        return (
+            self.wave(i),
+            self.targets[i],
+            [torch.from_numpy(self.teacher_frames(i, k)) for k in range(len(self.teachers))],
+        )
+
+
+def collate_kd(batch: list) -> dict[str, torch.Tensor]:
+    lengths = torch.tensor([len(w) for w, _, _ in batch])
+    wave = torch.zeros(len(batch), int(lengths.max()))
+    for i, (w, _, _) in enumerate(batch):
+        wave[i, : len(w)] = w
+    k = len(batch[0][2])
+    frames = max(t.shape[0] for _, _, ts in batch for t in ts)
+    classes = batch[0][2][0].shape[1] // 2
+    teacher = torch.zeros(k, len(batch), frames, 2 * classes)
+    for i, (_, _, ts) in enumerate(batch):
+        for j, t in enumerate(ts):
+            teacher[j, i, : t.shape[0]] = t
+    return {
+        "wave": wave,
+        "lengths": lengths,
+        "targets": torch.cat([t for _, t, _ in batch]),
+        "target_lengths": torch.tensor([len(t) for _, t, _ in batch]),
+        "teacher_logits": teacher[..., :classes],
+        "teacher_variance": teacher[..., classes:],
+        "teacher_frames": torch.tensor([[t.shape[0] for t in ts] for _, _, ts in batch]),
+    }
+
+
+@dataclass(frozen=True)
+class KDConfig:
+    alpha: float  # weight of the teacher terms (0 = student alone)
+    beta: float  # weight of the uncertainty term inside each teacher's share (0 = token KD only)
+    temperature: float
+    teacher_weights: tuple[float, ...]  # r_k, summing to 1
+    uncertainty_samples: int
+    per_utterance: bool = False  # r_k from each teacher's uncertainty on the utterance
+
+
+def teacher_weights(cfg: KDConfig, variance: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """r_k per utterance, (K, batch). Fixed weights, or with `per_utterance` the teachers that
+    are surer of an utterance (lower mean Σ_c σ² over its frames) weigh more: r_k ∝ 1/ū_k,
+    restricted to the teachers whose fixed weight is non-zero."""
+    k, b = variance.shape[0], variance.shape[1]
+    fixed = torch.tensor(cfg.teacher_weights, dtype=torch.float32)[:, None].expand(k, b)
+    if not cfg.per_utterance:
+        return fixed
+    frames = valid.float().sum(1).clamp(min=1)  # (batch,)
+    u = (variance.sum(-1) * valid[None].float()).sum(-1) / frames  # (K, batch)
+    inv = (fixed > 0).float() / u.clamp(min=1e-8)
+    return inv / inv.sum(0, keepdim=True).clamp(min=1e-12)
+
+
+def kd_objective(cfg: KDConfig) -> Objective:
+    def objective(out: CTCOutput, batch: dict, gen) -> tuple[torch.Tensor, dict]:
+        device = out.logits.device
+        frames = out.logits.shape[1]
+        teacher_frames = batch["teacher_frames"].to(device)
+        if not bool((teacher_frames == out.frame_lengths[:, None]).all()):
+            raise ValueError(
+                "teacher and student frame counts differ: they must share the 50 Hz framing "
+                f"(student {out.frame_lengths.tolist()}, teachers {teacher_frames.tolist()})"
+            )
+        valid = torch.arange(frames, device=device)[None] < out.frame_lengths[:, None]
+        parts: dict[str, torch.Tensor] = {}
+        loss = out.logits.new_zeros(())
+        has_text = batch["target_lengths"] > 0
+        if cfg.alpha < 1 and bool(has_text.any()):
+            rows = has_text.nonzero().squeeze(1)
+            ctc = sampled_ctc_loss(
+                out.logits[rows],
+                None if out.variance is None else out.variance[rows],
+                out.frame_lengths[rows],
+                batch["targets"].to(device),
+                batch["target_lengths"][rows].to(device),
+                cfg.uncertainty_samples,
+                generator=gen,
+            )
+            loss = loss + (1 - cfg.alpha) * ctc
+            parts["ctc"] = ctc.detach()
+        if cfg.alpha > 0:
+            weights = teacher_weights(cfg, batch["teacher_variance"][:, :, :frames], valid.cpu())
+            kd = out.logits.new_zeros(())
+            for k in range(len(cfg.teacher_weights)):
+                r = weights[k].to(device)
+                if not bool((r > 0).any()):
+                    continue
+                t_logits = batch["teacher_logits"][k, :, :frames].to(device)
+                tok = token_kd_loss(out.logits, t_logits, valid, cfg.temperature, r)
+                term = tok
+                parts[f"tok_{k}"] = tok.detach()
+                if cfg.beta > 0:
+                    if out.variance is None:
+                        raise ValueError("uncertainty KD needs a student with an uncertainty head")
+                    t_var = batch["teacher_variance"][k, :, :frames].to(device)
+                    unc = uncertainty_kd_loss(out.variance, t_var, valid, r)
+                    term = term + cfg.beta * unc
+                    parts[f"unc_{k}"] = unc.detach()
+                kd = kd + term
+            loss = loss + cfg.alpha * kd
+            parts["kd"] = kd.detach()
+        return loss, parts
+
+    return objective

@@ -1,0 +1,85 @@
+"""Training objective of the exit branches (HuBERT-EE; DESIGN §8).
+
+two_stage: the student is frozen; each branch learns CTC on the labels, plus (kd_weight > 0)
+frame-level KL towards the final layer's posteriors. joint: the final head's CTC joins the sum
+(λ = 1 for every branch) and the backbone trains too.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from hubert_ee.decode.ctc import greedy_decode
+from hubert_ee.metrics.wer import cer, wer
+from hubert_ee.models.early_exit import EarlyExitModel, ExitOutput
+from hubert_ee.train.asr_data import ASRData, collate_asr
+from hubert_ee.train.batching import bucket_batches
+from hubert_ee.train.finetune import Objective
+from hubert_ee.train.losses import ctc_loss, sampled_ctc_loss, token_kd_loss
+
+
+def exit_objective(mode: str, kd_weight: float, temperature: float, samples: int) -> Objective:
+    if mode not in ("two_stage", "joint"):
+        raise ValueError(f"exits.mode must be two_stage or joint, got {mode!r}")
+
+    def objective(out: ExitOutput, batch: dict, gen) -> tuple[torch.Tensor, dict]:
+        device = out.logits.device
+        targets = batch["targets"].to(device)
+        tlen = batch["target_lengths"].to(device)
+        frames = out.logits.shape[1]
+        valid = torch.arange(frames, device=device)[None] < out.frame_lengths[:, None]
+        parts: dict[str, torch.Tensor] = {}
+        loss = out.logits.new_zeros(())
+        for layer, logits in out.exits.items():
+            branch = ctc_loss(logits, out.frame_lengths, targets, tlen)
+            parts[f"ctc_exit{layer}"] = branch.detach()
+            loss = loss + branch
+            if kd_weight > 0:
+                kd = token_kd_loss(logits, out.logits.detach(), valid, temperature)
+                parts[f"kd_exit{layer}"] = kd.detach()
+                loss = loss + kd_weight * kd
+        if mode == "joint":
+            final = sampled_ctc_loss(
+                out.logits, out.variance, out.frame_lengths, targets, tlen, samples, generator=gen
+            )
+            parts["ctc_final"] = final.detach()
+            loss = loss + final
+        return loss, parts
+
+    return objective
+
+
+@torch.no_grad()
+def exit_scores(
+    model: EarlyExitModel, data: ASRData, max_batch_seconds: float
+) -> dict[int, dict[str, float]]:
+    """Greedy WER and CER of every exit (and the final head) when all utterances leave there."""
+    was = model.training
+    model.eval()
+    hyps: dict[int, list[str]] = {}
+    order: list[int] = []
+    for idx in bucket_batches(data.lengths(), int(max_batch_seconds * 16000), seed=0, epoch=0):
+        batch = collate_asr([data[i] for i in idx])
+        out = model(batch["wave"], batch["lengths"])
+        for layer, logits in {**out.exits, model.num_layers: out.logits}.items():
+            hyps.setdefault(layer, []).extend(
+                greedy_decode(logits.log_softmax(-1), out.frame_lengths, data.vocab)
+            )
+        order.extend(idx)
+    model.train(was)
+    refs = [data.texts()[i] for i in order]
+    return {layer: {"wer": wer(refs, h), "cer": cer(refs, h)} for layer, h in sorted(hyps.items())}
+
+
+def mean_exit_wer(max_batch_seconds: float):
+    """Early-stopping score: mean WER over the branches (the final head is fixed in two_stage)."""
+
+    def score(model: EarlyExitModel, dev: ASRData) -> dict[str, float]:
+        s = exit_scores(model, dev, max_batch_seconds)
+        branches = [v for layer, v in s.items() if layer != model.num_layers]
+        return {
+            "wer": sum(v["wer"] for v in branches) / len(branches),
+            "cer": sum(v["cer"] for v in branches) / len(branches),
+        }
+
+    return score

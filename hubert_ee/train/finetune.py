@@ -1,0 +1,276 @@
+"""CTC fine-tuning loop (DESIGN §6): resumable, early stopping on dev WER, best model kept.
+
+Schedule (fairseq's wav2vec 2.0 / HuBERT fine-tuning recipes, scaled down): the CNN front end
+never trains; for the first `freeze_encoder_steps` only the output heads train (a randomly
+initialised head would otherwise push large gradients into the pretrained Transformer); time
+and channel masks on the projected features act as SpecAugment. Every `eval_every` steps the
+dev WER (greedy) is measured; the best model so far is kept in the resume state, and training
+stops after `patience` evaluations without improvement.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from hubert_ee.decode.ctc import greedy_decode
+from hubert_ee.decode.emissions import emissions
+from hubert_ee.metrics.wer import cer, wer
+from hubert_ee.models.ctc_model import CTCModel, CTCOutput
+from hubert_ee.train.asr_data import ASRData, collate_asr
+from hubert_ee.train.batching import bucket_batches
+from hubert_ee.train.checkpointing import load_state, save_state
+from hubert_ee.train.losses import sampled_ctc_loss
+from hubert_ee.train.masking import span_mask
+from hubert_ee.train.pretrain import lr_lambda
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    max_steps: int
+    max_batch_seconds: float
+    lr: float
+    warmup_steps: int
+    freeze_encoder_steps: int
+    weight_decay: float
+    clip_norm: float
+    mask_time_prob: float
+    mask_time_span: int
+    mask_channel_prob: float
+    mask_channel_span: int
+    uncertainty_samples: int
+    eval_every: int
+    patience: int
+    seed: int
+
+
+Objective = Callable[[CTCOutput, dict, torch.Generator], tuple[torch.Tensor, dict]]
+
+
+def ctc_objective(samples: int) -> Objective:
+    def objective(out: CTCOutput, batch: dict, gen) -> tuple[torch.Tensor, dict]:
+        device = out.logits.device
+        loss = sampled_ctc_loss(
+            out.logits,
+            out.variance,
+            out.frame_lengths,
+            batch["targets"].to(device),
+            batch["target_lengths"].to(device),
+            samples,
+            generator=gen,
+        )
+        return loss, {}
+
+    return objective
+
+
+def masks(
+    model: CTCModel, lengths: torch.Tensor, cfg: FinetuneConfig, gen: torch.Generator
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(time mask (batch, frames), channel mask (batch, dim)) for one training batch."""
+    frame_lengths = model.encoder.frame_lengths(lengths)
+    frames = int(frame_lengths.max())
+    time_mask = channel_mask = None
+    if cfg.mask_time_prob > 0:
+        time_mask = span_mask(
+            frame_lengths, frames, cfg.mask_time_prob, cfg.mask_time_span, gen, min_spans=0
+        )
+    if cfg.mask_channel_prob > 0:
+        dim = model.encoder.cfg.embed_dim
+        channel_mask = span_mask(
+            torch.full((len(lengths),), dim),
+            dim,
+            cfg.mask_channel_prob,
+            cfg.mask_channel_span,
+            gen,
+            min_spans=0,
+        )
+    return time_mask, channel_mask
+
+
+def _encoder_trainable(model: CTCModel, flag: bool) -> None:
+    for p in model.encoder.encoder.parameters():
+        p.requires_grad_(flag)
+    model.mask_embedding.requires_grad_(flag)
+
+
+def dev_scores(
+    model: CTCModel, dev: ASRData, max_batch_seconds: float, device: torch.device
+) -> dict[str, float]:
+    lps = emissions(model, dev, max_batch_seconds, device)
+    hyps = [greedy_decode(lp[None], None, dev.vocab)[0] for lp in lps]
+    refs = dev.texts()
+    return {"wer": wer(refs, hyps), "cer": cer(refs, hyps)}
+
+
+@dataclass
+class FinetuneResult:
+    steps: int
+    history: list[dict]
+    evals: list[dict]
+    best: dict
+    stopped_early: bool
+    audio_seconds_per_s: float
+    resumed_from: int
+
+
+def finetune(
+    model: CTCModel,
+    data: ASRData,
+    dev: ASRData,
+    cfg: FinetuneConfig,
+    state_path: Path,
+    run_fingerprint: str,
+    device: torch.device,
+    on_log: Callable[[dict], None] | None = None,
+    objective: Objective | None = None,
+    collate: Callable[[list], dict] = collate_asr,
+    score_dev: Callable[[torch.nn.Module, ASRData], dict[str, float]] | None = None,
+) -> FinetuneResult:
+    """Train in place; on return `model` holds the best (lowest dev WER) weights.
+
+    `model(wave, lengths, time_mask, channel_mask)` gives a CTCOutput; `objective` maps it
+    and the batch to (loss, {name: logged value}) (default: CTC averaged over the uncertainty
+    samples; distillation and the exit branches pass their own); `score_dev` gives the dev
+    WER/CER that early stopping follows (default: greedy on the model's final head).
+    """
+    objective = objective or ctc_objective(cfg.uncertainty_samples)
+    score_dev = score_dev or (lambda m, d: dev_scores(m, d, cfg.max_batch_seconds, device))
+    model.to(device).train()
+    for p in model.encoder.feature_extractor.parameters():
+        p.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]  # frozen parts stay out
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    opt = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+        eps=1e-8,
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.warmup_steps, cfg.max_steps))
+    step, epoch, batch_pos = 0, 0, 0
+    history: list[dict] = []
+    evals: list[dict] = []
+    best: dict = {"wer": math.inf, "cer": math.inf, "step": 0}
+    best_state: dict | None = None
+    stale = 0
+    state = load_state(state_path, run_fingerprint)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        step, epoch, batch_pos = state["step"], state["epoch"], state["batch_pos"]
+        history, evals, best, stale = (
+            state["history"],
+            state["evals"],
+            state["best"],
+            state["stale"],
+        )
+        best_state = state["best_model"]
+        print(f"resumed from {state_path} at step {step}")
+    resumed_from = step
+
+    def save() -> None:
+        save_state(
+            state_path,
+            {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "rng": torch.get_rng_state(),
+                "step": step,
+                "epoch": epoch,
+                "batch_pos": batch_pos,
+                "history": history,
+                "evals": evals,
+                "best": best,
+                "best_model": best_state,
+                "stale": stale,
+                "fingerprint": run_fingerprint,
+            },
+        )
+
+    lengths = data.lengths()
+    max_samples = int(cfg.max_batch_seconds * 16000)
+    batches, batches_epoch = [], -1
+    audio_s, t_start = 0.0, time.perf_counter()
+    stopped_early = stale >= cfg.patience
+    while step < cfg.max_steps and not stopped_early:
+        if batches_epoch != epoch:
+            batches, batches_epoch = bucket_batches(lengths, max_samples, cfg.seed, epoch), epoch
+        idx = batches[batch_pos]
+        batch = collate([data[i] for i in idx])
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        time_mask, channel_mask = masks(model, batch["lengths"], cfg, gen)
+        if cfg.freeze_encoder_steps:  # heads only at first: no gradient into the encoder
+            _encoder_trainable(model, step >= cfg.freeze_encoder_steps)
+        out = model(
+            batch["wave"].to(device),
+            batch["lengths"].to(device),
+            None if time_mask is None else time_mask.to(device),
+            None if channel_mask is None else channel_mask.to(device),
+        )
+        loss, parts = objective(out, batch, gen)
+        loss.backward()
+        trainable = [p for p in model.parameters() if p.grad is not None]
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, cfg.clip_norm))
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        batch_pos += 1
+        if batch_pos >= len(batches):
+            epoch, batch_pos = epoch + 1, 0
+        loss_v = float(loss.detach())
+        if not math.isfinite(loss_v):
+            raise FloatingPointError(
+                f"CTC loss became {loss_v} at step {step}; lower finetune.lr or raise warmup_steps"
+            )
+        audio_s += float(lengths[idx].sum()) / 16000
+        row = {
+            "step": step,
+            "loss": round(loss_v, 5),
+            "lr": sched.get_last_lr()[0],
+            "grad_norm": round(grad_norm, 4),
+        }
+        row.update({k: round(float(v), 5) for k, v in parts.items()})
+        if out.variance is not None:
+            row["mean_variance"] = round(float(out.variance.detach().mean()), 5)
+        history.append(row)
+        if step % cfg.eval_every == 0 or step == cfg.max_steps:
+            scores = score_dev(model, dev)
+            evals.append({"step": step, **{k: round(v, 5) for k, v in scores.items()}})
+            if (scores["wer"], scores["cer"]) < (best["wer"], best["cer"]):
+                best = {"step": step, **scores}
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                stale = 0
+            else:
+                stale += 1
+            stopped_early = stale >= cfg.patience
+            if on_log:
+                on_log(
+                    {**row, "dev_wer": round(scores["wer"], 5), "dev_cer": round(scores["cer"], 5)}
+                )
+            save()
+    wall = time.perf_counter() - t_start
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return FinetuneResult(
+        step,
+        history,
+        evals,
+        best,
+        stopped_early,
+        audio_s / wall if wall > 0 else 0.0,
+        resumed_from,
+    )

@@ -1,0 +1,73 @@
+"""Teacher outputs for distillation, computed once and stored memory-mapped (DESIGN §7).
+
+One store per teacher and split (hubert_ee/features/store.py layout): per frame the plain
+logits f_t and the variances σ²_t side by side, (frames, 2·classes) float16, at the teachers'
+50 Hz frame rate. A killed run resumes at the first missing shard.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from hubert_ee.data.audio_io import read_mono_16k
+from hubert_ee.features.store import FrameStore, StoreMeta, shard_complete, write_shard
+from hubert_ee.models.ctc_model import CTCModel
+from hubert_ee.train.batching import bucket_batches
+
+
+@torch.no_grad()
+def teacher_frames(model: CTCModel, waves: list[np.ndarray]) -> list[np.ndarray]:
+    """(frames, 2·classes) [logits | σ²] per utterance, one padded batch."""
+    if model.variance_head is None:
+        raise ValueError("the teacher has no uncertainty head; fine-tune it with uncertainty: true")
+    lengths = torch.tensor([len(w) for w in waves])
+    batch = torch.zeros(len(waves), int(lengths.max()))
+    for i, w in enumerate(waves):
+        batch[i, : len(w)] = torch.from_numpy(w)
+    out = model(batch, lengths)
+    both = torch.cat([out.logits, out.variance], dim=-1).numpy()
+    return [both[i, : int(n)] for i, n in enumerate(out.frame_lengths)]
+
+
+def cache_split(
+    model: CTCModel,
+    rows: pd.DataFrame,
+    out_dir: Path,
+    num_shards: int,
+    batch_seconds: float,
+    desc: str,
+) -> FrameStore:
+    """Write (or finish) the store of `rows` under out_dir; utterances are split into shards
+    by position, so the store is the same for any batch size."""
+    model.eval()
+    meta = StoreMeta(
+        source="teacher_outputs",
+        dim=2 * model.head.out_features,
+        dtype="float16",
+        frame_rate_hz=16000 / model.encoder.cfg.stride,
+        num_shards=num_shards,
+        extra={"classes": model.head.out_features, "layout": "logits|variance"},
+    )
+    meta.write(out_dir)
+    rows = rows.reset_index(drop=True)
+    parts = np.array_split(np.arange(len(rows)), num_shards)
+    for i in tqdm(range(num_shards), desc=desc, unit="shard"):
+        if shard_complete(out_dir, i, num_shards):
+            continue
+        part = rows.iloc[parts[i]]
+        waves = [
+            read_mono_16k(r.path, float(r.start), float(r.duration))[: int(r.num_samples)]
+            for r in part.itertuples()
+        ]
+        arrays: list[np.ndarray | None] = [None] * len(waves)
+        lengths = np.array([len(w) for w in waves], dtype=np.int64)
+        for idx in bucket_batches(lengths, int(batch_seconds * 16000), seed=0, epoch=0):
+            for j, a in zip(idx, teacher_frames(model, [waves[j] for j in idx]), strict=True):
+                arrays[j] = a
+        write_shard(out_dir, i, num_shards, part["id"].tolist(), arrays, "float16")
+    return FrameStore(out_dir)

@@ -1,0 +1,222 @@
+"""Stage `finetune@<domain>`: a CTC teacher for one domain, from the last pretrained encoder.
+
+Also trains the ablation arm (the same budget from random initialisation) and scores the
+teacher on the test split of every domain (greedy), plus beam search in-domain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from hubert_ee.config import Params
+from hubert_ee.data.manifest import load_split
+from hubert_ee.decode.ctc import BeamDecoder, greedy_decode
+from hubert_ee.decode.emissions import emissions
+from hubert_ee.decode.vocab import CharVocab
+from hubert_ee.metrics.wer import cer, wer
+from hubert_ee.models.checkpoint import load_encoder, save_ctc_model
+from hubert_ee.models.ctc_model import CTCModel
+from hubert_ee.models.encoder import HubertEncoder, reinit_top_layers
+from hubert_ee.plots import arm_curves
+from hubert_ee.tracking import StageTracker
+from hubert_ee.train.asr_data import ASRData
+from hubert_ee.train.checkpointing import fingerprint
+from hubert_ee.train.finetune import FinetuneConfig, FinetuneResult, finetune
+from tasks.common import run_stage, stage_parser, write_metrics
+
+
+def domain_data(manifests: str, split: str, domain: str, vocab: CharVocab) -> ASRData:
+    df = load_split(manifests, split)
+    sel = df[df["domain"] == domain]
+    if sel.empty:
+        raise ValueError(
+            f"split {split!r} has no utterances of domain {domain!r} "
+            f"(domains present: {sorted(df['domain'].unique())})"
+        )
+    return ASRData(sel, vocab)
+
+
+def loop_config(params: Params) -> FinetuneConfig:
+    ft = params.finetune
+    return FinetuneConfig(
+        max_steps=ft.max_steps, max_batch_seconds=ft.max_batch_seconds, lr=ft.lr,
+        warmup_steps=ft.warmup_steps, freeze_encoder_steps=ft.freeze_encoder_steps,
+        weight_decay=ft.weight_decay, clip_norm=ft.clip_norm, mask_time_prob=ft.mask_time_prob,
+        mask_time_span=ft.mask_time_span, mask_channel_prob=ft.mask_channel_prob,
+        mask_channel_span=ft.mask_channel_span,
+        uncertainty_samples=ft.uncertainty_samples if ft.uncertainty else 0,
+        eval_every=ft.eval_every, patience=ft.patience, seed=params.seed,
+    )  # fmt: skip
+
+
+def train_arm(
+    arm: str,
+    encoder: HubertEncoder,
+    params: Params,
+    train: ASRData,
+    dev: ASRData,
+    state_dir: Path,
+    identity: dict,
+    tracker: StageTracker,
+) -> tuple[CTCModel, FinetuneResult]:
+    ft = params.finetune
+    model = CTCModel(encoder, train.vocab, ft.uncertainty, ft.final_dropout)
+    cfg = loop_config(params)
+    run_id = fingerprint({"arm": arm, "loop": cfg.__dict__, **identity})
+
+    def log(row: dict) -> None:
+        print(json.dumps({"arm": arm, **row}), flush=True)
+        tracker.log_metrics(
+            {f"{arm}/{k}": v for k, v in row.items() if k != "step"}, step=row["step"]
+        )
+
+    print(f"fine-tuning the {arm} arm: {cfg.max_steps} steps at most, {len(train)} utterances")
+    result = finetune(
+        model, train, dev, cfg, state_dir / f"{arm}.pt", run_id, torch.device("cpu"), log
+    )
+    return model, result
+
+
+def score(model: CTCModel, data: ASRData, batch_s: float) -> tuple[dict, list[torch.Tensor]]:
+    lps = emissions(model, data, batch_s, torch.device("cpu"))
+    hyps = [greedy_decode(lp[None], None, data.vocab)[0] for lp in lps]
+    refs = data.texts()
+    return {"wer": wer(refs, hyps), "cer": cer(refs, hyps)}, lps
+
+
+def beam_report(
+    lps: list[torch.Tensor], data: ASRData, beam: int, lexicon_words: set[str]
+) -> dict[str, float]:
+    """WER and decode-only speed (x real time) of greedy vs beam search on the same emissions."""
+    refs = data.texts()
+    audio_s = float(data.lengths().sum()) / 16000
+    decoders = {
+        "greedy": lambda lp: greedy_decode(lp[None], None, data.vocab)[0],
+        "beam": BeamDecoder(data.vocab, beam),
+        "beam_lexicon": BeamDecoder(data.vocab, beam, words=lexicon_words),
+    }
+    out: dict[str, float] = {}
+    for name, dec in decoders.items():
+        t0 = time.perf_counter()
+        if name == "greedy":
+            hyps = [dec(lp) for lp in lps]
+        else:
+            hyps = [dec(lp[None], None)[0] for lp in lps]
+        elapsed = time.perf_counter() - t0
+        out[f"wer_{name}"] = round(wer(refs, hyps), 5)
+        out[f"cer_{name}"] = round(cer(refs, hyps), 5)
+        out[f"decode_xrt_{name}"] = round(audio_s / elapsed, 1)
+    return out
+
+
+def write_curves(results: dict[str, FinetuneResult], csv_path: Path, title: str) -> None:
+    """Dev WER per evaluation for each arm (dvc plots) and a PNG with the loss curves too."""
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    steps = sorted({e["step"] for r in results.values() for e in r.evals})
+    by_arm = {arm: {e["step"]: e["wer"] for e in r.evals} for arm, r in results.items()}
+    with open(csv_path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["step", *[f"dev_wer_{arm}" for arm in results]])
+        for s in steps:
+            w.writerow([s, *[by_arm[arm].get(s, "") for arm in results]])
+    arm_curves(
+        {arm: r.history for arm, r in results.items()},
+        {arm: r.evals for arm, r in results.items()},
+        csv_path.with_suffix(".png"),
+        title,
+    )
+
+
+def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> None:
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    ft, domain = params.finetune, args.domain
+    if domain not in params.data.domains:
+        raise ValueError(f"--domain {domain!r} is not one of data domains {params.data.domains}")
+    vocab = CharVocab()
+    train = domain_data(args.manifests, "train", domain, vocab)
+    dev = domain_data(args.manifests, "dev", domain, vocab)
+    tests = {d: domain_data(args.manifests, "test", d, vocab) for d in params.data.domains}
+    pretrained = load_encoder(args.encoder)
+    reinit_top_layers(pretrained, ft.reinit_top_layers, params.seed)
+    identity = {
+        "domain": domain,
+        "encoder": fingerprint(pretrained.cfg.to_dict()),
+        "encoder_bytes": Path(args.encoder).stat().st_size,
+        "head": [ft.uncertainty, ft.final_dropout, ft.reinit_top_layers],
+        "lengths": train.lengths().tolist(),
+    }
+    state_dir = Path(args.state)
+    torch.manual_seed(params.seed)
+    model, result = train_arm(
+        "pretrained", pretrained, params, train, dev, state_dir, identity, tracker
+    )
+    results = {"pretrained": result}
+    metrics: dict = {
+        "params": sum(p.numel() for p in model.parameters()),
+        "steps": result.steps,
+        "best_step": result.best["step"],
+        "stopped_early": result.stopped_early,
+        "dev_wer": round(result.best["wer"], 5),
+        "train_audio_seconds_per_s": round(result.audio_seconds_per_s, 1),
+        "resumed_from_step": result.resumed_from,
+        "wer": {},
+        "cer": {},
+    }
+    in_domain_lps = None
+    for test_domain, data in tests.items():
+        scores, lps = score(model, data, ft.eval_batch_seconds)
+        metrics["wer"][test_domain] = round(scores["wer"], 5)
+        metrics["cer"][test_domain] = round(scores["cer"], 5)
+        if test_domain == domain:
+            in_domain_lps = lps
+    train_words = {w for t in train.texts() for w in t.split()}
+    metrics["decoding"] = beam_report(in_domain_lps, tests[domain], ft.beam_size, train_words)
+    out = Path(args.out)
+    save_ctc_model(model, out / "model.safetensors", {"domain": domain, "arm": "pretrained"})
+
+    if ft.scratch_arm:
+        torch.manual_seed(params.seed)
+        scratch, s_result = train_arm(
+            "scratch", HubertEncoder(pretrained.cfg), params, train, dev, state_dir, identity,
+            tracker,
+        )  # fmt: skip
+        results["scratch"] = s_result
+        s_scores, _ = score(scratch, tests[domain], ft.eval_batch_seconds)
+        metrics["wer_scratch"] = {domain: round(s_scores["wer"], 5)}
+        metrics["cer_scratch"] = {domain: round(s_scores["cer"], 5)}
+        metrics["dev_wer_scratch"] = round(s_result.best["wer"], 5)
+    plots = Path(args.plots)
+    write_curves(results, plots, f"fine-tuning the {domain} teacher")
+    write_metrics(args.metrics, metrics, tracker)
+    tracker.log_artifact(plots)
+    tracker.log_artifact(plots.with_suffix(".png"))
+    print(
+        f"teacher in {out}/model.safetensors: test WER "
+        + ", ".join(f"{d} {w:.3f}" for d, w in metrics["wer"].items())
+        + (
+            f"; from scratch ({domain}) {metrics['wer_scratch'][domain]:.3f}"
+            if ft.scratch_arm
+            else ""
+        )
+    )
+
+
+if __name__ == "__main__":
+    parser = stage_parser(__doc__)
+    parser.add_argument(
+        "--domain", required=True, help="the teacher's domain (data.teacher_domains)"
+    )
+    parser.add_argument("--encoder", required=True, help="pretrained encoder .safetensors")
+    parser.add_argument("--manifests", default="data/prepared")
+    parser.add_argument("--out", required=True, help="models/teachers/<domain>")
+    parser.add_argument("--state", required=True, help="resume state directory (kept across runs)")
+    parser.add_argument("--metrics", required=True)
+    parser.add_argument("--plots", required=True, help="dev-WER CSV for dvc plots (+ PNG)")
+    run_stage(main, parser, lambda a: f"finetune@{a.domain}", ["seed", "finetune"])

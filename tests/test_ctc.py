@@ -1,0 +1,142 @@
+"""CTC vocabulary, decoding, losses and WER against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hubert_ee.decode.ctc import BeamDecoder, greedy_decode, greedy_ids
+from hubert_ee.decode.vocab import CharVocab
+from hubert_ee.metrics.wer import cer, wer
+from hubert_ee.models.config import tiny
+from hubert_ee.models.ctc_model import CTCModel
+from hubert_ee.models.encoder import HubertEncoder
+from hubert_ee.train.losses import ctc_loss, sampled_ctc_loss
+
+V = CharVocab()
+
+
+def one_hot_path(path: list[int], classes: int, sharp: float = 20.0) -> torch.Tensor:
+    """(frames, classes) log-probs whose best path is `path`."""
+    x = torch.full((len(path), classes), -sharp)
+    x[torch.arange(len(path)), torch.tensor(path)] = 0.0
+    return x.log_softmax(-1)
+
+
+def test_vocab_layout_and_round_trip():
+    assert V.tokens[:3] == ("<blank>", "|", "'") and len(V) == 29
+    ids = V.encode("didn't  see")
+    assert V.tokens[ids[0]] == "d" and ids.tolist().count(V.boundary) == 1
+    assert V.decode(ids) == "didn't see"
+    with pytest.raises(ValueError, match="'7'"):
+        V.encode("room 7")
+
+
+@given(st.lists(st.sampled_from("abcdefghijklmnopqrstuvwxyz'"), min_size=1, max_size=30))
+@settings(max_examples=50, deadline=None)
+def test_greedy_inverts_a_ctc_path(chars):
+    """Any label sequence, written as a CTC path with blanks between repeats, decodes back."""
+    ids = V.encode("".join(chars)).tolist()
+    path = [0]
+    for i, c in enumerate(ids):
+        if i and ids[i - 1] == c:
+            path.append(V.blank)
+        path += [c, c]
+    assert greedy_ids(one_hot_path(path, len(V)), len(path)) == ids
+
+
+def test_greedy_respects_lengths_and_merges():
+    a, b = V.index["a"], V.index["b"]
+    lp = one_hot_path([a, a, 0, a, V.boundary, b, b, b], len(V))
+    batch = torch.stack([lp, lp])
+    assert greedy_decode(batch, torch.tensor([8, 3]), V) == ["aa b", "a"]
+
+
+def test_ctc_loss_matches_the_single_path_probability():
+    """T = 1 frame, target 'a': the only alignment is 'a', so loss = −log p(a)."""
+    logits = torch.log(torch.tensor([[[0.5, 0.2, 0.3]]]))  # blank, |, a
+    loss = ctc_loss(logits, torch.tensor([1]), torch.tensor([2]), torch.tensor([1]))
+    assert loss.item() == pytest.approx(-math.log(0.3), rel=1e-5)  # mean reduction ÷ 1 target
+
+
+def test_ctc_loss_two_frames_sums_alignments():
+    """T = 2, target 'a': alignments aa, a-, -a → p = pa² + pa·pb + pb·pa; ÷ target length 1."""
+    p = torch.tensor([0.5, 0.2, 0.3])
+    logits = torch.log(p).expand(1, 2, 3)
+    loss = ctc_loss(logits, torch.tensor([2]), torch.tensor([2]), torch.tensor([1]))
+    expected = -math.log(0.3 * 0.3 + 2 * 0.3 * 0.5)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_sampled_ctc_loss():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 12, len(V))
+    lengths, targets, tlen = (
+        torch.tensor([12, 9]),
+        torch.tensor([3, 4, 5, 6, 7]),
+        torch.tensor([3, 2]),
+    )
+    plain = ctc_loss(logits, lengths, targets, tlen)
+    zero = torch.zeros_like(logits)
+    assert sampled_ctc_loss(logits, zero, lengths, targets, tlen, 4).item() == pytest.approx(
+        plain.item(), rel=1e-6
+    )
+    assert sampled_ctc_loss(logits, None, lengths, targets, tlen, 4).item() == plain.item()
+    # with noise: the exact mean of the S per-sample losses for the same ε draws
+    var = torch.full_like(logits, 0.5)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    got = sampled_ctc_loss(logits, var, lengths, targets, tlen, 3, generator=g1)
+    want = (
+        sum(
+            ctc_loss(
+                logits + 0.5**0.5 * torch.randn(logits.shape, generator=g2), lengths, targets, tlen
+            )
+            for _ in range(3)
+        )
+        / 3
+    )
+    assert got.item() == pytest.approx(want.item(), rel=1e-5)
+    assert got.item() != pytest.approx(plain.item(), rel=1e-3)
+
+
+def test_sampled_loss_trains_the_variance_head():
+    enc = HubertEncoder(tiny())
+    model = CTCModel(enc, V, uncertainty=True)
+    wave = torch.randn(1, 16000)
+    out = model(wave, torch.tensor([16000]))
+    assert out.variance is not None and (out.variance > 0).all()
+    loss = sampled_ctc_loss(
+        out.logits, out.variance, out.frame_lengths, torch.tensor([5, 6]), torch.tensor([2]), 2
+    )
+    loss.backward()
+    assert model.variance_head.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in enc.feature_extractor.parameters())  # frozen front end
+
+
+def test_wer_cer_hand_computed():
+    refs = ["the cat sat", "a dog"]
+    hyps = ["the cat sit down", ""]
+    # sentence 1: 1 substitution + 1 insertion; sentence 2: 2 deletions → 4 / 5 words
+    assert wer(refs, hyps) == pytest.approx(4 / 5)
+    assert cer(["abc"], ["abd"]) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="2 references but 1"):
+        wer(refs, hyps[:1])
+
+
+def test_beam_search_agrees_with_greedy_on_peaked_emissions_and_uses_the_lexicon():
+    a, b, t = V.index["a"], V.index["b"], V.index["t"]
+    path = [0, b, 0, a, a, t, V.boundary, a, 0]
+    lp = one_hot_path(path, len(V))[None]
+    assert BeamDecoder(V, 8)(lp, None) == greedy_decode(lp, None, V) == ["bat a"]
+    # ambiguous frame: 'bat' vs 'bet' nearly tied; the lexicon only knows 'bet'
+    x = one_hot_path(path, len(V))
+    x[3] = torch.full((len(V),), -20.0)
+    x[3, a], x[3, V.index["e"]] = math.log(0.55), math.log(0.45)
+    x[4] = x[3]
+    lp = x.log_softmax(-1)[None]
+    assert greedy_decode(lp, None, V) == ["bat a"]
+    assert BeamDecoder(V, 8, words={"bet", "a"})(lp, None) == ["bet a"]

@@ -1,0 +1,75 @@
+"""Distillation math: KD losses against hand-computed values, teacher weights, student init."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from hubert_ee.models.config import tiny
+from hubert_ee.models.encoder import HubertEncoder
+from hubert_ee.models.student import init_from_teacher, parameter_count, student_config
+from hubert_ee.train.distill import KDConfig, teacher_weights
+from hubert_ee.train.losses import normalized_variance, token_kd_loss, uncertainty_kd_loss
+
+
+def test_token_kd_is_tau_squared_kl_over_valid_frames():
+    t = torch.log(torch.tensor([[[0.5, 0.5], [0.9, 0.1], [0.2, 0.8]]]))
+    s = torch.log(torch.tensor([[[0.25, 0.75], [0.9, 0.1], [0.5, 0.5]]]))
+    valid = torch.tensor([[True, True, False]])
+    kl0 = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)
+    assert token_kd_loss(s, t, valid, 1.0).item() == pytest.approx(kl0 / 2, rel=1e-5)
+    # temperature 2: KL between the softened distributions, times 4
+    pt, ps = torch.softmax(t[0, 0] / 2, -1), torch.softmax(s[0, 0] / 2, -1)
+    kl_t = float((pt * (pt.log() - ps.log())).sum())
+    assert token_kd_loss(s[:, :1], t[:, :1], valid[:, :1], 2.0).item() == pytest.approx(
+        4 * kl_t, rel=1e-5
+    )
+    assert token_kd_loss(t, t, valid, 1.0).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_uncertainty_kd_is_mse_of_l2_normalized_variances():
+    tv = torch.tensor([[[3.0, 4.0]]])  # normalized (0.6, 0.8)
+    sv = torch.tensor([[[1.0, 0.0]]])  # normalized (1, 0)
+    valid = torch.tensor([[True]])
+    assert normalized_variance(tv)[0, 0].tolist() == pytest.approx([0.6, 0.8])
+    expected = (0.6 - 1.0) ** 2 + 0.8**2
+    assert uncertainty_kd_loss(sv, tv, valid).item() == pytest.approx(expected, rel=1e-6)
+    # scale-free: only the shape of the variance vector matters
+    assert uncertainty_kd_loss(sv * 7, tv * 0.01, valid).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_row_weights_scale_each_utterance():
+    t = torch.log(torch.tensor([[[0.5, 0.5]], [[0.9, 0.1]]]))
+    s = torch.log(torch.tensor([[[0.25, 0.75]], [[0.5, 0.5]]]))
+    valid = torch.ones(2, 1, dtype=torch.bool)
+    per = [token_kd_loss(s[i : i + 1], t[i : i + 1], valid[:1], 1.0).item() for i in range(2)]
+    got = token_kd_loss(s, t, valid, 1.0, torch.tensor([0.25, 1.0])).item()
+    assert got == pytest.approx((0.25 * per[0] + 1.0 * per[1]) / 2, rel=1e-5)
+
+
+def test_teacher_weights_fixed_and_per_utterance():
+    var = torch.tensor([[[[1.0]], [[1.0]]], [[[3.0]], [[1.0]]]])  # (K=2, batch=2, frames=1, C=1)
+    valid = torch.ones(2, 1, dtype=torch.bool)
+    fixed = teacher_weights(KDConfig(0.5, 1.0, 1.0, (0.7, 0.3), 0), var, valid)
+    assert fixed[:, 0].tolist() == pytest.approx([0.7, 0.3])
+    per = teacher_weights(KDConfig(0.5, 1.0, 1.0, (0.5, 0.5), 0, per_utterance=True), var, valid)
+    # utterance 0: teacher 1 is 3x less sure → r = (3/4, 1/4); utterance 1: equal
+    assert per[:, 0].tolist() == pytest.approx([0.75, 0.25])
+    assert per[:, 1].tolist() == pytest.approx([0.5, 0.5])
+    assert per.sum(0).tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_student_is_cut_from_the_teacher():
+    teacher = HubertEncoder(tiny())
+    cfg = student_config(teacher.cfg, {"embed_dim": 128, "num_heads": 2, "ffn_dim": 512})
+    student = HubertEncoder(cfg)
+    report = init_from_teacher(student, teacher)
+    assert parameter_count(student) * 3 <= parameter_count(teacher)
+    q_s = student.encoder.transformer.layers[0].attention.q_proj.weight
+    q_t = teacher.encoder.transformer.layers[0].attention.q_proj.weight
+    assert torch.equal(q_s, q_t[:128, :128])  # first heads (head size 64 kept), first channels
+    assert report["encoder.transformer.layers.0.attention.q_proj.weight"] == "sliced"
+    with pytest.raises(ValueError, match="unknown student encoder field"):
+        student_config(teacher.cfg, {"width": 3})
