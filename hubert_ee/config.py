@@ -343,6 +343,9 @@ class ThresholdSearchParams(_Strict):
 
     entropy_grid: list[float] = Field(min_length=1)
     confidence_grid: list[float] = Field(min_length=1)
+    quantile_points: int = Field(
+        default=10, ge=0, le=1000, description="extra thresholds at quantiles of the dev scores"
+    )
     max_wer_increase_rel: float = Field(default=0.05, ge=0)
     speed_utterances: int = Field(default=30, ge=1)
     speed_repeats: int = Field(default=5, ge=1)

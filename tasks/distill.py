@@ -65,19 +65,6 @@ def arms(params: Params) -> dict[str, KDConfig]:
     return out
 
 
-def loop_config(params: Params) -> FinetuneConfig:
-    dp = params.distill
-    return FinetuneConfig(
-        max_steps=dp.max_steps, max_batch_seconds=dp.max_batch_seconds, lr=dp.lr,
-        warmup_steps=dp.warmup_steps, freeze_encoder_steps=dp.freeze_encoder_steps,
-        weight_decay=dp.weight_decay, clip_norm=dp.clip_norm, mask_time_prob=dp.mask_time_prob,
-        mask_time_span=dp.mask_time_span, mask_channel_prob=dp.mask_channel_prob,
-        mask_channel_span=dp.mask_channel_span,
-        uncertainty_samples=dp.uncertainty_samples if dp.uncertainty else 0,
-        eval_every=dp.eval_every, patience=dp.patience, seed=params.seed,
-    )  # fmt: skip
-
-
 def new_student(params: Params, pretrained: HubertEncoder, vocab: CharVocab) -> CTCModel:
     cfg = student_config(pretrained.cfg, params.distill.student)
     torch.manual_seed(params.seed)
@@ -150,7 +137,7 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     data = kd_data(params, args, vocab)
     dev = split_data(args.manifests, "dev", target, vocab)
     tests = {d: split_data(args.manifests, "test", d, vocab) for d in params.data.domains}
-    cfg = loop_config(params)
+    cfg = FinetuneConfig.from_section(params.distill, params.seed)
     identity = {
         "loop": cfg.__dict__,
         "student": dp.student,

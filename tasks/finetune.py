@@ -43,19 +43,6 @@ def domain_data(manifests: str, split: str, domain: str, vocab: CharVocab) -> AS
     return ASRData(sel, vocab)
 
 
-def loop_config(params: Params) -> FinetuneConfig:
-    ft = params.finetune
-    return FinetuneConfig(
-        max_steps=ft.max_steps, max_batch_seconds=ft.max_batch_seconds, lr=ft.lr,
-        warmup_steps=ft.warmup_steps, freeze_encoder_steps=ft.freeze_encoder_steps,
-        weight_decay=ft.weight_decay, clip_norm=ft.clip_norm, mask_time_prob=ft.mask_time_prob,
-        mask_time_span=ft.mask_time_span, mask_channel_prob=ft.mask_channel_prob,
-        mask_channel_span=ft.mask_channel_span,
-        uncertainty_samples=ft.uncertainty_samples if ft.uncertainty else 0,
-        eval_every=ft.eval_every, patience=ft.patience, seed=params.seed,
-    )  # fmt: skip
-
-
 def train_arm(
     arm: str,
     encoder: HubertEncoder,
@@ -68,7 +55,7 @@ def train_arm(
 ) -> tuple[CTCModel, FinetuneResult]:
     ft = params.finetune
     model = CTCModel(encoder, train.vocab, ft.uncertainty, ft.final_dropout)
-    cfg = loop_config(params)
+    cfg = FinetuneConfig.from_section(params.finetune, params.seed)
     run_id = fingerprint({"arm": arm, "loop": cfg.__dict__, **identity})
 
     def log(row: dict) -> None:

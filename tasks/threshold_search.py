@@ -19,7 +19,7 @@ import torch
 from hubert_ee.config import Params
 from hubert_ee.data.manifest import load_split
 from hubert_ee.decode.ctc import greedy_decode
-from hubert_ee.decode.early_exit_search import evaluate_point, exit_table
+from hubert_ee.decode.early_exit_search import evaluate_point, exit_table, threshold_grid
 from hubert_ee.decode.emissions import emissions
 from hubert_ee.metrics.speed import interleaved_medians
 from hubert_ee.metrics.wer import wer
@@ -60,8 +60,10 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     test = target_data(args.manifests, "test", target, vocab)
     print(f"scoring every exit on {len(dev)} dev and {len(test)} test utterances")
     dev_table, test_table = exit_table(model, dev), exit_table(model, test)
-    points = [("entropy", t) for t in ts.entropy_grid] + [
-        ("confidence", t) for t in ts.confidence_grid
+    points = [
+        (crit, t)
+        for crit, fixed in (("entropy", ts.entropy_grid), ("confidence", ts.confidence_grid))
+        for t in threshold_grid(dev_table, crit, fixed, ts.quantile_points)
     ]
     rows = []
     for crit, th in points:

@@ -105,3 +105,20 @@ def test_threshold_choice_and_point_metrics():
     assert p["speedup_flops"] == pytest.approx(72 / 30)
     p = evaluate_point(table, "entropy", 0.05)  # both at layer 1: utt 1 says 'x'
     assert p["wer"] == pytest.approx(2 / 4) and p["exit_share"]["1"] == 1.0
+
+
+def test_threshold_grid_adds_quantiles_of_the_branch_scores():
+    from hubert_ee.decode.early_exit_search import threshold_grid
+
+    table = ExitTable(
+        layers=[1, 4],
+        entropy=torch.tensor([[0.1, 0.0], [0.2, 0.0], [0.3, 0.0]]),
+        confidence=torch.tensor([[0.5, 1.0], [0.6, 1.0], [0.7, 1.0]]),
+        hyps=[["a"] * 3, ["a"] * 3],
+        flops=torch.ones(3, 2, dtype=torch.float64),
+        flops_full=torch.ones(3, dtype=torch.float64),
+        refs=["a"] * 3,
+    )
+    grid = threshold_grid(table, "entropy", [0.003], 3)
+    assert grid[0] == 0.003 and grid[1:] == pytest.approx([0.11, 0.2, 0.29])  # final layer ignored
+    assert threshold_grid(table, "confidence", [0.9], 0) == [0.9]

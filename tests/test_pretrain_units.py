@@ -11,7 +11,7 @@ from hubert_ee.models.encoder import HubertEncoder
 from hubert_ee.models.pretrain_head import HubertPretrainModel
 from hubert_ee.train.batching import bucket_batches, padding_fraction
 from hubert_ee.train.masking import span_mask
-from hubert_ee.train.pretrain import lr_lambda
+from hubert_ee.train.optim import lr_lambda
 from hubert_ee.train.pretrain_data import LabelLengthError, label_indices
 
 

@@ -89,6 +89,18 @@ def exit_table(model: EarlyExitModel, data: ASRData) -> ExitTable:
     )
 
 
+def threshold_grid(
+    table: ExitTable, criterion: str, fixed: list[float], quantiles: int
+) -> list[float]:
+    """The fixed grid plus `quantiles` evenly spaced quantiles of the branches' scores on this
+    data, so that the sweep covers the range where utterances actually exit (a weak model's
+    branches never reach the paper's thresholds)."""
+    scores = (table.entropy if criterion == "entropy" else table.confidence)[:, :-1].flatten()
+    qs = torch.linspace(0.05, 0.95, quantiles) if quantiles > 1 else torch.tensor([0.5])
+    found = torch.quantile(scores.double(), qs.double()).tolist() if quantiles else []
+    return sorted({*fixed, *(round(v, 6) for v in found)})
+
+
 def exit_choice(table: ExitTable, criterion: str, threshold: float) -> torch.Tensor:
     """Index (into table.layers) of the exit each utterance takes."""
     if criterion == "entropy":

@@ -5,7 +5,8 @@ never trains; for the first `freeze_encoder_steps` only the output heads train (
 initialised head would otherwise push large gradients into the pretrained Transformer); time
 and channel masks on the projected features act as SpecAugment. Every `eval_every` steps the
 dev WER (greedy) is measured; the best model so far is kept in the resume state, and training
-stops after `patience` evaluations without improvement.
+stops after `patience` evaluations without improvement (counted once the model has left the
+all-blank plateau, CER < 1).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -27,7 +28,7 @@ from hubert_ee.train.batching import bucket_batches
 from hubert_ee.train.checkpointing import load_state, save_state
 from hubert_ee.train.losses import sampled_ctc_loss
 from hubert_ee.train.masking import span_mask
-from hubert_ee.train.pretrain import lr_lambda
+from hubert_ee.train.optim import adamw_with_schedule
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,15 @@ class FinetuneConfig:
     eval_every: int
     patience: int
     seed: int
+
+    @classmethod
+    def from_section(cls, section, seed: int) -> FinetuneConfig:
+        """From a params section with the CTC loop's fields (`finetune`, `distill`)."""
+        names = {f.name for f in fields(cls)} - {"seed", "uncertainty_samples"}
+        samples = section.uncertainty_samples if section.uncertainty else 0
+        return cls(
+            **{n: getattr(section, n) for n in names}, uncertainty_samples=samples, seed=seed
+        )
 
 
 Objective = Callable[[CTCOutput, dict, torch.Generator], tuple[torch.Tensor, dict]]
@@ -147,16 +157,9 @@ def finetune(
     params = [p for p in model.parameters() if p.requires_grad]  # frozen parts stay out
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
-    opt = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=cfg.lr,
-        betas=(0.9, 0.98),
-        eps=1e-8,
+    opt, sched = adamw_with_schedule(
+        decay, no_decay, cfg.lr, cfg.weight_decay, cfg.warmup_steps, cfg.max_steps, eps=1e-8
     )
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.warmup_steps, cfg.max_steps))
     step, epoch, batch_pos = 0, 0, 0
     history: list[dict] = []
     evals: list[dict] = []
@@ -179,6 +182,8 @@ def finetune(
         best_state = state["best_model"]
         print(f"resumed from {state_path} at step {step}")
     resumed_from = step
+    # throughput over the whole run, across resumes: (audio seconds, wall seconds) so far
+    prev_audio, prev_wall = state.get("throughput", (0.0, 0.0)) if state else (0.0, 0.0)
 
     def save() -> None:
         save_state(
@@ -196,6 +201,7 @@ def finetune(
                 "best": best,
                 "best_model": best_state,
                 "stale": stale,
+                "throughput": (prev_audio + audio_s, prev_wall + time.perf_counter() - t_start),
                 "fingerprint": run_fingerprint,
             },
         )
@@ -254,8 +260,8 @@ def finetune(
                 best = {"step": step, **scores}
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
                 stale = 0
-            else:
-                stale += 1
+            elif best["cer"] < 1.0:  # on the all-blank plateau nothing has been learned yet:
+                stale += 1  # patience starts counting once the model emits something
             stopped_early = stale >= cfg.patience
             if on_log:
                 on_log(
@@ -271,6 +277,6 @@ def finetune(
         evals,
         best,
         stopped_early,
-        audio_s / wall if wall > 0 else 0.0,
+        (prev_audio + audio_s) / (prev_wall + wall) if prev_wall + wall > 0 else 0.0,
         resumed_from,
     )

@@ -23,6 +23,7 @@ from hubert_ee.train import distributed
 from hubert_ee.train.batching import bucket_batches, padding_fraction
 from hubert_ee.train.checkpointing import load_state, save_state
 from hubert_ee.train.masking import span_mask
+from hubert_ee.train.optim import adamw_with_schedule
 from hubert_ee.train.pretrain_data import PretrainData, collate
 
 
@@ -42,17 +43,6 @@ class LoopConfig:
     eval_batches: int
     seed: int
     amp: str  # auto | bf16 | off
-
-
-def lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
-    """Linear warm-up, then linear decay to 0 (fairseq's polynomial_decay, power 1)."""
-
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return f
 
 
 def _mask_generator(seed: int, step: int, micro: int) -> torch.Generator:
@@ -143,16 +133,9 @@ def train(
     no_decay = [
         p for n, p in model_core.named_parameters() if p.ndim < 2 or "label_embeddings" in n
     ]
-    opt = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=cfg.lr,
-        betas=(0.9, 0.98),
-        eps=1e-6,
+    opt, sched = adamw_with_schedule(
+        decay, no_decay, cfg.lr, cfg.weight_decay, cfg.warmup_steps, cfg.max_steps, eps=1e-6
     )
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.warmup_steps, cfg.max_steps))
     step, epoch, batch_pos, history = 0, 0, 0, []
     state = load_state(state_path, run_fingerprint)
     if state is not None:
@@ -169,6 +152,8 @@ def train(
         if d.main:
             print(f"resumed from {state_path} at step {step}")
     resumed_from = step
+    # throughput over the whole run, across resumes: (audio seconds, wall seconds) so far
+    prev_audio, prev_wall = state.get("throughput", (0.0, 0.0)) if state else (0.0, 0.0)
 
     lengths = data.lengths()
     max_samples = int(cfg.max_batch_seconds * 16000)
@@ -194,6 +179,7 @@ def train(
                     "epoch": epoch,  # (epoch, batch_pos) = where the next step starts
                     "batch_pos": batch_pos,
                     "history": history,
+                    "throughput": (prev_audio + audio_s, prev_wall + time.perf_counter() - t_start),
                     "fingerprint": run_fingerprint,
                 },
             )
@@ -263,5 +249,10 @@ def train(
     wall = time.perf_counter() - t_start
     result_valid = evaluate(model_core, valid, cfg, device) if valid is not None else {}
     return PretrainResult(
-        step, history, result_valid, audio_s / wall if wall > 0 else 0.0, pad_frac, resumed_from
+        step,
+        history,
+        result_valid,
+        (prev_audio + audio_s) / (prev_wall + wall) if prev_wall + wall > 0 else 0.0,
+        pad_frac,
+        resumed_from,
     )
