@@ -76,9 +76,7 @@ format: install
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
 bench: install
-	$(BIN)/python benchmarks/prepare.py
-	$(BIN)/python benchmarks/features.py
-	$(BIN)/python benchmarks/kmeans.py
+	$(BIN)/python benchmarks/run_all.py
 
 clean-runs:
 	rm -rf runs

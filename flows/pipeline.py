@@ -12,6 +12,7 @@ Run once: `python -m flows.pipeline [--root DIR]`; serve the scheduled deploymen
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -28,7 +29,9 @@ def stage_graph(root: str | Path) -> dict[str, set[str]]:
     """Stage name → names of the stages it depends on, as DVC sees dvc.yaml."""
     from dvc.repo import Repo
 
-    with Repo(str(root)) as repo:
+    # DVC names stages relative to the working directory: read the graph from inside root so
+    # the names work for `dvc repro` run there, whatever directory the flow was started in.
+    with contextlib.chdir(root), Repo(".") as repo:
         g = repo.index.graph
         return {s.addressing: {u.addressing for u in g.successors(s)} for s in g.nodes}
 

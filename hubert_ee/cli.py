@@ -23,6 +23,9 @@ def _transcribe(args: argparse.Namespace) -> None:
     from hubert_ee.inference import AudioError, audio_files, load, load_audio
 
     rec = load(args.model)
+    if args.lexicon or args.beam:
+        words = Path(args.lexicon).read_text().split() if args.lexicon else None
+        rec.use_beam(args.beam or 16, words)
     failed = 0
     try:
         files = audio_files(args.paths)
@@ -56,7 +59,8 @@ def _register(args: argparse.Namespace) -> None:
     params = load_params(root / "params.yaml")
     test = load_split(root / "data/prepared", "test")
     test = test[test["domain"] == params.data.target_domain]
-    decision = register(root, test["text"].tolist(), test["path"].tolist())
+    paths = [str(root / p) for p in test["path"]]  # manifest paths are relative to the root
+    decision = register(root, test["text"].tolist(), paths)
     print(decision)
 
 
@@ -80,6 +84,10 @@ def main(argv: list[str] | None = None) -> None:
     tr.add_argument("--threshold", type=float, help="override the chosen exit threshold")
     tr.add_argument("--no-exit", action="store_true", help="run the full model (no early exit)")
     tr.add_argument("--json", action="store_true", help="one JSON object per file")
+    tr.add_argument("--beam", type=int, help="beam search with this beam (default: greedy)")
+    tr.add_argument(
+        "--lexicon", help="file of allowed words (whitespace-separated); implies beam search"
+    )
     tr.set_defaults(func=_transcribe)
     rg = sub.add_parser(
         "register", help="register the pipeline's model in MLflow (challenger → champion if better)"

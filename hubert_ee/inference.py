@@ -20,7 +20,7 @@ import soundfile as sf
 import torch
 
 from hubert_ee.data.audio_io import resample
-from hubert_ee.decode.ctc import greedy_decode
+from hubert_ee.decode.ctc import BeamDecoder, greedy_decode
 from hubert_ee.models.checkpoint import (
     EXIT_KEY,
     checkpoint_metadata,
@@ -108,6 +108,24 @@ class Recognizer:
         self.model = model.eval()
         self.criterion = criterion
         self.threshold = threshold
+        self.beam: BeamDecoder | None = None  # greedy unless use_beam() was called
+
+    @property
+    def vocab(self):
+        return (
+            self.model.student.vocab if isinstance(self.model, EarlyExitModel) else self.model.vocab
+        )
+
+    def use_beam(self, beam_size: int = 16, words: Iterable[str] | None = None) -> Recognizer:
+        """Beam search instead of greedy; `words` restricts the output to a lexicon (e.g. the
+        training vocabulary), which is where beam search pays without a language model."""
+        self.beam = BeamDecoder(self.vocab, beam_size, words=words)
+        return self
+
+    def _decode(self, log_probs: torch.Tensor) -> str:
+        if self.beam is not None:
+            return self.beam(log_probs[None], None)[0]
+        return greedy_decode(log_probs[None], None, self.vocab)[0]
 
     @classmethod
     def load(cls, location: str | Path) -> Recognizer:
@@ -143,15 +161,11 @@ class Recognizer:
         if isinstance(self.model, EarlyExitModel):
             if early_exit and self.criterion is not None and th is not None:
                 res = self.model.early_exit(wave, None, self.criterion, th)
-                return greedy_decode(res.log_probs[0][None], None, self.model.student.vocab)[
-                    0
-                ], res.exit_layer[0]
+                return self._decode(res.log_probs[0]), res.exit_layer[0]
             out = self.model.student(wave)
-            vocab = self.model.student.vocab
         else:
             out = self.model(wave)
-            vocab = self.model.vocab
-        return greedy_decode(out.logits.log_softmax(-1), None, vocab)[0], self.num_layers
+        return self._decode(out.logits[0].log_softmax(-1)), self.num_layers
 
     def transcribe_array(
         self,

@@ -176,7 +176,7 @@ def test_served_deployment_runs_the_dag_registers_and_is_idempotent(tmp_path):
         from hubert_ee.data.manifest import load_split
 
         test = load_split(ws / "data/prepared", "test")
-        wav = str(test[test["domain"] == "phone"]["path"].iloc[0])
+        wav = str(ws / test[test["domain"] == "phone"]["path"].iloc[0])
         expected = hubert_ee_load(ws).transcribe(wav)[0].text
         mport = _free_port()
         serving = subprocess.Popen(

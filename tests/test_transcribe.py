@@ -28,7 +28,7 @@ def _test_wav(ws: Path) -> Path:
     from hubert_ee.data.manifest import load_split
 
     test = load_split(ws / "data/prepared", "test")
-    return Path(test[test["domain"] == "phone"]["path"].iloc[0])
+    return ws / test[test["domain"] == "phone"]["path"].iloc[0]  # manifests are ws-relative
 
 
 def test_cli_and_api_agree_and_report_exit_layers(smoke_ws, tmp_path):
@@ -42,6 +42,9 @@ def test_cli_and_api_agree_and_report_exit_layers(smoke_ws, tmp_path):
     rec = hubert_ee.load(smoke_ws / "models/exits")
     api = rec.transcribe(wav)[0]
     assert api.text == row["text"] and api.exit_layer == row["exit_layer"]
+    lexicon = {"the", "a", "cat", "dog"}
+    beam = hubert_ee.load(smoke_ws / "models/exits").use_beam(4, lexicon).transcribe(wav)[0]
+    assert set(beam.text.split()) <= lexicon  # beam search with a lexicon emits only its words
     full = rec.transcribe(wav, early_exit=False)[0]
     assert full.exit_layer == full.num_layers
     # --threshold that no branch can pass → the full model's answer
