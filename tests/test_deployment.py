@@ -149,6 +149,20 @@ def test_served_deployment_runs_the_dag_registers_and_is_idempotent(tmp_path):
         for key in ("criterion", "wer_full", "wer_ee", "speedup_measured", "speedup_flops",
                     "mean_exit_layer", "wer_teacher", "speedup_teacher_to_ee"):  # fmt: skip
             assert key in ts
+        # The DESIGN §11 metrics reached MLflow too, on each stage's nested run.
+        by_name = {r.info.run_name: r.data.metrics for r in nested}
+        contract = {
+            "prepare": ["hours/train/phone", "rejected"],
+            "kmeans_iter1": ["pnmi", "phone_purity", "cluster_purity", "pnmi/read"],
+            "pretrain_iter2": ["loss", "masked_acc", "steps", "audio_seconds_per_s"],
+            "finetune@read": ["wer/read", "wer/phone", "cer/lecture", "wer_scratch/read", "params"],
+            "distill": ["wer/student_only/phone", "wer/unc_kd/phone", "wer/unc_kd_read/read",
+                        "params_student", "params_teacher", "speed_ratio"],
+            "threshold_search": ["wer_full", "wer_ee", "speedup_measured", "speedup_flops",
+                                 "mean_exit_layer", "wer_teacher", "speedup_teacher_to_ee"],
+        }  # fmt: skip
+        for stage, keys in contract.items():
+            assert set(keys) <= set(by_name[stage]), (stage, sorted(by_name[stage]))
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(f"sqlite:///{ws}/mlflow.db")
