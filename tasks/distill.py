@@ -18,19 +18,17 @@ import torch
 
 from hubert_ee.config import Params
 from hubert_ee.data.manifest import load_split
-from hubert_ee.decode.ctc import greedy_decode
-from hubert_ee.decode.emissions import emissions
+from hubert_ee.decode.emissions import emissions, greedy_scores
 from hubert_ee.decode.vocab import CharVocab
 from hubert_ee.features.store import FrameStore
 from hubert_ee.metrics.speed import interleaved_medians
-from hubert_ee.metrics.wer import cer, wer
 from hubert_ee.models.checkpoint import load_ctc_model, load_encoder, save_ctc_model
 from hubert_ee.models.ctc_model import CTCModel
 from hubert_ee.models.encoder import HubertEncoder
 from hubert_ee.models.student import init_from_teacher, parameter_count, student_config
 from hubert_ee.plots import arm_curves
 from hubert_ee.tracking import StageTracker
-from hubert_ee.train.asr_data import ASRData
+from hubert_ee.train.asr_data import ASRData, domain_split
 from hubert_ee.train.checkpointing import fingerprint
 from hubert_ee.train.distill import KDConfig, KDData, collate_kd, kd_objective
 from hubert_ee.train.finetune import FinetuneConfig, FinetuneResult, finetune
@@ -93,18 +91,11 @@ def kd_data(params: Params, args: argparse.Namespace, vocab: CharVocab) -> dict[
     return {"labeled": labeled, "all": both}
 
 
-def split_data(manifests: str, split: str, domain: str, vocab: CharVocab) -> ASRData:
-    df = load_split(manifests, split)
-    return ASRData(df[df["domain"] == domain], vocab)
-
-
 def test_scores(model: CTCModel, tests: dict[str, ASRData], batch_s: float) -> dict[str, dict]:
     out: dict[str, dict] = {"wer": {}, "cer": {}}
     for domain, data in tests.items():
-        lps = emissions(model, data, batch_s, torch.device("cpu"))
-        hyps = [greedy_decode(lp[None], None, data.vocab)[0] for lp in lps]
-        out["wer"][domain] = round(wer(data.texts(), hyps), 5)
-        out["cer"][domain] = round(cer(data.texts(), hyps), 5)
+        s = greedy_scores(emissions(model, data, batch_s, torch.device("cpu")), data)
+        out["wer"][domain], out["cer"][domain] = round(s["wer"], 5), round(s["cer"], 5)
     return out
 
 
@@ -135,8 +126,8 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     teachers = {d: load_ctc_model(p) for d, p in teacher_paths(params, args.teachers).items()}
     pretrained = load_encoder(args.encoder)
     data = kd_data(params, args, vocab)
-    dev = split_data(args.manifests, "dev", target, vocab)
-    tests = {d: split_data(args.manifests, "test", d, vocab) for d in params.data.domains}
+    dev = domain_split(args.manifests, "dev", target, vocab)
+    tests = {d: domain_split(args.manifests, "test", d, vocab) for d in params.data.domains}
     cfg = FinetuneConfig.from_section(params.distill, params.seed)
     identity = {
         "loop": cfg.__dict__,

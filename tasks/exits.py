@@ -15,23 +15,16 @@ from pathlib import Path
 import torch
 
 from hubert_ee.config import Params
-from hubert_ee.data.manifest import load_split
-from hubert_ee.decode.vocab import CharVocab
 from hubert_ee.models.checkpoint import load_ctc_model, save_early_exit_model
 from hubert_ee.models.early_exit import EarlyExitModel, ExitConfig
 from hubert_ee.models.student import parameter_count
 from hubert_ee.plots import arm_curves
 from hubert_ee.tracking import StageTracker
-from hubert_ee.train.asr_data import ASRData
+from hubert_ee.train.asr_data import domain_split
 from hubert_ee.train.checkpointing import fingerprint
 from hubert_ee.train.exit_training import exit_objective, exit_scores, mean_exit_wer
 from hubert_ee.train.finetune import FinetuneConfig, finetune
 from tasks.common import run_stage, stage_parser, write_metrics
-
-
-def target_data(manifests: str, split: str, domain: str, vocab: CharVocab) -> ASRData:
-    df = load_split(manifests, split)
-    return ASRData(df[df["domain"] == domain], vocab)
 
 
 def exit_config(params: Params, num_layers: int) -> ExitConfig:
@@ -52,9 +45,9 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     model = EarlyExitModel(student, exit_config(params, student.encoder.cfg.num_layers))
     if ex.mode == "two_stage":
         model.freeze_backbone()
-    train = target_data(args.manifests, "train", target, vocab)
-    dev = target_data(args.manifests, "dev", target, vocab)
-    test = target_data(args.manifests, "test", target, vocab)
+    train = domain_split(args.manifests, "train", target, vocab)
+    dev = domain_split(args.manifests, "dev", target, vocab)
+    test = domain_split(args.manifests, "test", target, vocab)
     cfg = FinetuneConfig(
         max_steps=ex.max_steps, max_batch_seconds=ex.max_batch_seconds, lr=ex.lr,
         warmup_steps=ex.warmup_steps, freeze_encoder_steps=0, weight_decay=ex.weight_decay,

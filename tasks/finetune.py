@@ -16,9 +16,8 @@ from pathlib import Path
 import torch
 
 from hubert_ee.config import Params
-from hubert_ee.data.manifest import load_split
 from hubert_ee.decode.ctc import BeamDecoder, greedy_decode
-from hubert_ee.decode.emissions import emissions
+from hubert_ee.decode.emissions import emissions, greedy_scores
 from hubert_ee.decode.vocab import CharVocab
 from hubert_ee.metrics.wer import cer, wer
 from hubert_ee.models.checkpoint import load_encoder, save_ctc_model
@@ -26,21 +25,10 @@ from hubert_ee.models.ctc_model import CTCModel
 from hubert_ee.models.encoder import HubertEncoder, reinit_top_layers
 from hubert_ee.plots import arm_curves
 from hubert_ee.tracking import StageTracker
-from hubert_ee.train.asr_data import ASRData
+from hubert_ee.train.asr_data import ASRData, domain_split
 from hubert_ee.train.checkpointing import fingerprint
 from hubert_ee.train.finetune import FinetuneConfig, FinetuneResult, finetune
 from tasks.common import run_stage, stage_parser, write_metrics
-
-
-def domain_data(manifests: str, split: str, domain: str, vocab: CharVocab) -> ASRData:
-    df = load_split(manifests, split)
-    sel = df[df["domain"] == domain]
-    if sel.empty:
-        raise ValueError(
-            f"split {split!r} has no utterances of domain {domain!r} "
-            f"(domains present: {sorted(df['domain'].unique())})"
-        )
-    return ASRData(sel, vocab)
 
 
 def train_arm(
@@ -73,9 +61,7 @@ def train_arm(
 
 def score(model: CTCModel, data: ASRData, batch_s: float) -> tuple[dict, list[torch.Tensor]]:
     lps = emissions(model, data, batch_s, torch.device("cpu"))
-    hyps = [greedy_decode(lp[None], None, data.vocab)[0] for lp in lps]
-    refs = data.texts()
-    return {"wer": wer(refs, hyps), "cer": cer(refs, hyps)}, lps
+    return greedy_scores(lps, data), lps
 
 
 def beam_report(
@@ -127,9 +113,9 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     if domain not in params.data.domains:
         raise ValueError(f"--domain {domain!r} is not one of data domains {params.data.domains}")
     vocab = CharVocab()
-    train = domain_data(args.manifests, "train", domain, vocab)
-    dev = domain_data(args.manifests, "dev", domain, vocab)
-    tests = {d: domain_data(args.manifests, "test", d, vocab) for d in params.data.domains}
+    train = domain_split(args.manifests, "train", domain, vocab)
+    dev = domain_split(args.manifests, "dev", domain, vocab)
+    tests = {d: domain_split(args.manifests, "test", d, vocab) for d in params.data.domains}
     pretrained = load_encoder(args.encoder)
     reinit_top_layers(pretrained, ft.reinit_top_layers, params.seed)
     identity = {

@@ -17,23 +17,15 @@ from pathlib import Path
 import torch
 
 from hubert_ee.config import Params
-from hubert_ee.data.manifest import load_split
-from hubert_ee.decode.ctc import greedy_decode
 from hubert_ee.decode.early_exit_search import evaluate_point, exit_table, threshold_grid
-from hubert_ee.decode.emissions import emissions
+from hubert_ee.decode.emissions import emissions, greedy_scores
 from hubert_ee.metrics.speed import interleaved_medians
-from hubert_ee.metrics.wer import wer
 from hubert_ee.models.checkpoint import load_ctc_model, load_early_exit_model
 from hubert_ee.plots import pareto_plot
 from hubert_ee.tracking import StageTracker
-from hubert_ee.train.asr_data import ASRData
+from hubert_ee.train.asr_data import ASRData, domain_split
 from tasks.common import run_stage, stage_parser, write_metrics
 from tasks.teacher_outputs import teacher_paths
-
-
-def target_data(manifests: str, split: str, domain: str, vocab) -> ASRData:
-    df = load_split(manifests, split)
-    return ASRData(df[df["domain"] == domain], vocab)
 
 
 def measured_speedups(model, data: ASRData, points: list[tuple[str, float]], n: int, repeats: int):
@@ -47,8 +39,7 @@ def measured_speedups(model, data: ASRData, points: list[tuple[str, float]], n: 
 
 
 def greedy_wer(model, data: ASRData, batch_s: float) -> float:
-    lps = emissions(model, data, batch_s, torch.device("cpu"))
-    return wer(data.texts(), [greedy_decode(lp[None], None, data.vocab)[0] for lp in lps])
+    return greedy_scores(emissions(model, data, batch_s, torch.device("cpu")), data)["wer"]
 
 
 def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> None:
@@ -56,8 +47,8 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     ts, target = params.threshold_search, params.data.target_domain
     model = load_early_exit_model(args.model)
     vocab = model.student.vocab
-    dev = target_data(args.manifests, "dev", target, vocab)
-    test = target_data(args.manifests, "test", target, vocab)
+    dev = domain_split(args.manifests, "dev", target, vocab)
+    test = domain_split(args.manifests, "test", target, vocab)
     print(f"scoring every exit on {len(dev)} dev and {len(test)} test utterances")
     dev_table, test_table = exit_table(model, dev), exit_table(model, test)
     points = [

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from hubert_ee.decode.ctc import greedy_decode
+from hubert_ee.metrics.wer import cer, wer
 from hubert_ee.train.asr_data import ASRData, collate_asr
 from hubert_ee.train.batching import bucket_batches
 
@@ -25,3 +27,10 @@ def emissions(
             out[i] = lp[j, : int(res.frame_lengths[j])]
     model.train(was_training)
     return out  # type: ignore[return-value]
+
+
+def greedy_scores(log_probs: list[torch.Tensor], data: ASRData) -> dict[str, float]:
+    """Corpus WER and CER of the greedy transcripts of `emissions(model, data, ...)`."""
+    hyps = [greedy_decode(lp[None], None, data.vocab)[0] for lp in log_probs]
+    refs = data.texts()
+    return {"wer": wer(refs, hyps), "cer": cer(refs, hyps)}

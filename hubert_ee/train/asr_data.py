@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import torch
 
 from hubert_ee.data.audio_io import read_mono_16k
+from hubert_ee.data.manifest import load_split
 from hubert_ee.decode.vocab import CharVocab
 
 
@@ -53,3 +56,15 @@ def collate_asr(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, tor
         "targets": torch.cat([t for _, t in batch]),
         "target_lengths": torch.tensor([len(t) for _, t in batch]),
     }
+
+
+def domain_split(manifests: str | Path, split: str, domain: str, vocab: CharVocab) -> ASRData:
+    """The utterances of one domain in one split of the prepared manifests."""
+    df = load_split(manifests, split)
+    sel = df[df["domain"] == domain]
+    if sel.empty:
+        raise ValueError(
+            f"split {split!r} has no utterances of domain {domain!r} "
+            f"(domains present: {sorted(df['domain'].unique())})"
+        )
+    return ASRData(sel, vocab)

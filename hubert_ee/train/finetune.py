@@ -19,9 +19,7 @@ from pathlib import Path
 
 import torch
 
-from hubert_ee.decode.ctc import greedy_decode
-from hubert_ee.decode.emissions import emissions
-from hubert_ee.metrics.wer import cer, wer
+from hubert_ee.decode.emissions import emissions, greedy_scores
 from hubert_ee.models.ctc_model import CTCModel, CTCOutput
 from hubert_ee.train.asr_data import ASRData, collate_asr
 from hubert_ee.train.batching import bucket_batches
@@ -112,10 +110,7 @@ def _encoder_trainable(model: CTCModel, flag: bool) -> None:
 def dev_scores(
     model: CTCModel, dev: ASRData, max_batch_seconds: float, device: torch.device
 ) -> dict[str, float]:
-    lps = emissions(model, dev, max_batch_seconds, device)
-    hyps = [greedy_decode(lp[None], None, dev.vocab)[0] for lp in lps]
-    refs = dev.texts()
-    return {"wer": wer(refs, hyps), "cer": cer(refs, hyps)}
+    return greedy_scores(emissions(model, dev, max_batch_seconds, device), dev)
 
 
 @dataclass
