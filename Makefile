@@ -13,7 +13,7 @@ else
 RUN_DIR := runs/$(PROFILE)
 endif
 
-.PHONY: install repro workspace flow serve serve-model prefect-ui mlflow-ui test test-fast lint format bench clean-runs
+.PHONY: install check-params repro workspace flow serve serve-model prefect-ui mlflow-ui test test-fast lint format bench clean-runs
 
 install: $(STAMP)
 
@@ -23,8 +23,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+## check-params: validate params.yaml and every profile overlay (before any work)
+check-params: install
+	$(BIN)/hubert-ee check-params --root .
+
 ## repro: run the DAG on PROFILE (default | smoke | base | any profiles/<name>.yaml)
-repro: install workspace
+repro: install check-params workspace
 	cd $(RUN_DIR) && PATH=$(CURDIR)/$(BIN):$$PATH dvc repro
 	@echo "outputs of profile '$(PROFILE)' are in $(RUN_DIR)/ (corpus: $(RUN_DIR)/data/prepared)"
 

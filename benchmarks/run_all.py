@@ -21,7 +21,14 @@ HERE = Path(__file__).resolve().parent
 BENCHES = {  # name → (script args, reference it is measured against)
     "synthesis": (["prepare.py", "--repeats", "1"], None),
     "mfcc_features": (["features.py", "--utterances", "600", "--repeats", "2"], None),
-    "kmeans": (["kmeans.py", "--iteration", "1"], "sklearn MiniBatchKMeans (fairseq recipe)"),
+    "kmeans": (
+        ["kmeans.py", "--iteration", "1"],
+        "our torch Lloyd and sklearn MiniBatchKMeans (fairseq recipe)",
+    ),
+    "kmeans_iter2": (
+        ["kmeans.py", "--iteration", "2", "--arms", "torch,faiss,faiss_100it,faiss_random"],
+        "our torch Lloyd",
+    ),
     "pretrain_throughput": (["pretrain.py", "--repeats", "3"], "torchaudio hubert_pretrain_model"),
     "inference": (["inference.py"], "the teacher (batch 1 and batched)"),
 }

@@ -87,6 +87,9 @@ def pipeline(root: str = ".", max_parallel: int = 2, registry: bool = True) -> d
     """Run the DAG, then (if `registry`) the registry step; returns stage → "ran" | "skipped"
     and `register` → the registry decision."""
     root = str(Path(root).resolve())
+    from hubert_ee.config import check_project_params
+
+    check_project_params(root)  # before any work: also the sections no changed stage reads
     graph = stage_graph(root)
     from prefect.runtime import flow_run
 

@@ -17,37 +17,44 @@ def _workspace(args: argparse.Namespace) -> None:
     print(dest)
 
 
+def _check_params(args: argparse.Namespace) -> None:
+    from hubert_ee.config import check_project_params
+
+    checked = check_project_params(args.root)
+    print(f"params valid: {', '.join(checked)}")
+
+
 def _transcribe(args: argparse.Namespace) -> None:
     import json
 
-    from hubert_ee.inference import AudioError, audio_files, load, load_audio
+    from hubert_ee.inference import AudioError, load
 
     rec = load(args.model)
     if args.lexicon or args.beam:
         words = Path(args.lexicon).read_text().split() if args.lexicon else None
         rec.use_beam(args.beam or 16, words)
     failed = 0
-    try:
-        files = audio_files(args.paths)
-    except AudioError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
-    for f in files:
-        try:
-            x, notices = load_audio(f)
-        except AudioError as err:
-            print(f"error: {err}", file=sys.stderr)
+    for t in rec.transcribe_each(args.paths, not args.no_exit, args.threshold):
+        if isinstance(t, AudioError):
+            print(f"error: {t}", file=sys.stderr)
             failed += 1
             continue
-        for n in notices:
-            print(f"notice: {f}: {n}", file=sys.stderr)
-        t = rec._timed(x, str(f), notices, not args.no_exit, args.threshold)
+        for n in t.notices:
+            print(f"notice: {t.path}: {n}", file=sys.stderr)
         if args.json:
             print(json.dumps(t.to_dict()), flush=True)
         else:
-            print(f"{f}\t{t.text}", flush=True)
+            print(f"{t.path}\t{t.text}", flush=True)
     if failed:
+        print(f"{failed} input(s) failed; the others were transcribed", file=sys.stderr)
         sys.exit(1)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _register(args: argparse.Namespace) -> None:
@@ -74,6 +81,12 @@ def main(argv: list[str] | None = None) -> None:
     ws.add_argument("dest", nargs="?", help="workspace directory (default: runs/<profile>)")
     ws.add_argument("--root", default=str(Path.cwd()), help="project root (default: cwd)")
     ws.set_defaults(func=_workspace)
+    cp = sub.add_parser(
+        "check-params",
+        help="validate params.yaml and every profile overlay (make repro runs it before dvc)",
+    )
+    cp.add_argument("--root", default=str(Path.cwd()), help="project/workspace root")
+    cp.set_defaults(func=_check_params)
     tr = sub.add_parser("transcribe", help="transcribe wav/flac files or folders")
     tr.add_argument("paths", nargs="+", help="audio files or folders (searched for .wav/.flac)")
     tr.add_argument(
@@ -84,7 +97,9 @@ def main(argv: list[str] | None = None) -> None:
     tr.add_argument("--threshold", type=float, help="override the chosen exit threshold")
     tr.add_argument("--no-exit", action="store_true", help="run the full model (no early exit)")
     tr.add_argument("--json", action="store_true", help="one JSON object per file")
-    tr.add_argument("--beam", type=int, help="beam search with this beam (default: greedy)")
+    tr.add_argument(
+        "--beam", type=_positive_int, help="beam search with this beam (default: greedy)"
+    )
     tr.add_argument(
         "--lexicon", help="file of allowed words (whitespace-separated); implies beam search"
     )

@@ -6,6 +6,7 @@ later stage reads fails the first stage, not the fifth one an hour later.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -161,10 +162,12 @@ class FeaturesConfig(_Strict):
     splits: list[Split] = ["unlabeled", "train", "dev"]
     num_shards: int = Field(default=4, ge=1, le=100_000)
     float16: bool = False
+    cmvn: bool = True  # per-utterance mean/variance normalisation before k-means (DESIGN §4)
 
 
 class KMeansConfig(_Strict):
-    implementation: Literal["torch", "sklearn"] = "torch"
+    implementation: Literal["faiss", "torch", "sklearn"] = "faiss"
+    init: Literal["kmeans++", "random"] = "kmeans++"
     fit_splits: list[Split] = Field(default=["unlabeled", "train"], min_length=1)
     eval_split: Split = "dev"
     fit_fraction: float = Field(default=0.1, gt=0, le=1)
@@ -465,3 +468,75 @@ def profile_params(project_root: str | Path, profile: str) -> dict[str, Any]:
     merged = deep_merge(base, read_yaml(overlay_path))
     validate_params(merged, f"params.yaml + {overlay_path}")
     return merged
+
+
+def check_project_params(project_root: str | Path) -> list[str]:
+    """Validate params.yaml and every profile overlay merged over it; the names checked.
+
+    Run before any work by `make repro` and the flow: a stage validates the file only when DVC
+    runs it, so a misspelled section that no stage declares would otherwise pass unnoticed."""
+    root = Path(project_root)
+    load_params(root / "params.yaml")
+    checked = ["default"]
+    profiles = root / PROFILES_DIR
+    if (root / "params.yaml").is_file() and profiles.is_dir():  # a workspace has no overlays
+        for overlay in sorted(profiles.glob("*.yaml")):
+            profile_params(root, overlay.stem)
+            checked.append(overlay.stem)
+    return checked
+
+
+def select_params(params: Params, keys: Sequence[str]) -> dict[str, Any]:
+    """The values of `keys` (top-level sections or dotted keys, as dvc.yaml spells them),
+    flattened to {key: value} as JSON-ready data."""
+    raw = params.model_dump(mode="json")
+    out: dict[str, Any] = {}
+    for key in keys:
+        node: Any = raw
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise ParamsError(f"stage declares params key {key!r}, which params do not have")
+            node = node[part]
+        out[key] = node
+    return out
+
+
+class ParamsView:
+    """Params limited to the keys a stage declares: reading anything else raises, so a stage
+    cannot depend on a value that DVC (and its resume key) does not know it uses.
+
+    `ParamsView(params, ["seed", "data.target_domain"]).data.target_domain` works;
+    `.data.teacher_domains` raises ParamsError naming the key and where to declare it."""
+
+    def __init__(self, node: Any, declared: Sequence[str], prefix: str = ""):
+        object.__setattr__(self, "_node", node)
+        object.__setattr__(self, "_declared", tuple(declared))
+        object.__setattr__(self, "_prefix", prefix)
+
+    def _child(self, name: str, value: Any) -> Any:
+        key = f"{self._prefix}{name}"
+        if key in self._declared:
+            return value
+        if any(d.startswith(key + ".") for d in self._declared):
+            return ParamsView(value, self._declared, key + ".")
+        raise ParamsError(
+            f"this stage reads params key {key!r} but does not declare it: add it to the "
+            "stage's `params:` in dvc.yaml and to the sections the stage program passes to "
+            "run_stage (an undeclared key is one whose change DVC would not see)"
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        node = self._node
+        fields = type(node).model_fields if isinstance(node, BaseModel) else {}
+        if name not in fields:  # a method or property of a partly declared section
+            raise ParamsError(
+                f"params.{self._prefix}{name} is not a params key; only declared keys can be "
+                f"read through this stage's view (declared: {list(self._declared)})"
+            )
+        return self._child(name, getattr(node, name))
+
+    def __getitem__(self, name: str) -> Any:
+        return self._child(name, self._node[name])
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("params are read-only")

@@ -52,20 +52,39 @@ class Transcript:
         return asdict(self)
 
 
-def audio_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given, folders expanded (recursively, sorted) to their wav/flac files."""
-    out: list[Path] = []
+def audio_inputs(paths: Iterable[str | Path]) -> list[Path | AudioError]:
+    """Files as given, folders expanded (recursively, sorted) to their wav/flac files; a
+    missing path or a folder without audio stands in the list as its AudioError, so a batch
+    can report it and go on."""
+    out: list[Path | AudioError] = []
     for p in map(Path, paths):
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES)
-            if not found:
-                raise AudioError(f"{p}: folder has no .wav or .flac files")
-            out.extend(found)
+            out.extend(found or [AudioError(f"{p}: folder has no .wav or .flac files")])
         elif p.exists():
             out.append(p)
         else:
-            raise AudioError(f"{p}: no such file or folder")
+            out.append(AudioError(f"{p}: no such file or folder"))
     return out
+
+
+def audio_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Like `audio_inputs`, raising the first AudioError."""
+    out = audio_inputs(paths)
+    for item in out:
+        if isinstance(item, AudioError):
+            raise item
+    return out  # type: ignore[return-value]
+
+
+def check_threshold(criterion: str | None, threshold: float | None) -> None:
+    """Entropy thresholds are >= 0, confidence thresholds in [0, 1] (DESIGN §8)."""
+    if threshold is None or criterion is None:
+        return
+    if criterion == "entropy" and not threshold >= 0:
+        raise ValueError(f"an entropy threshold must be >= 0, got {threshold}")
+    if criterion == "confidence" and not 0 <= threshold <= 1:
+        raise ValueError(f"a confidence threshold must be within [0, 1], got {threshold}")
 
 
 def load_audio(path: str | Path) -> tuple[np.ndarray, list[str]]:
@@ -119,6 +138,8 @@ class Recognizer:
     def use_beam(self, beam_size: int = 16, words: Iterable[str] | None = None) -> Recognizer:
         """Beam search instead of greedy; `words` restricts the output to a lexicon (e.g. the
         training vocabulary), which is where beam search pays without a language model."""
+        if beam_size < 1:
+            raise ValueError(f"beam size must be at least 1, got {beam_size}")
         self.beam = BeamDecoder(self.vocab, beam_size, words=words)
         return self
 
@@ -158,6 +179,7 @@ class Recognizer:
     def _one(self, x: np.ndarray, early_exit: bool, threshold: float | None) -> tuple[str, int]:
         wave = torch.from_numpy(x)[None]
         th = self.threshold if threshold is None else threshold
+        check_threshold(self.criterion, th)
         if isinstance(self.model, EarlyExitModel):
             if early_exit and self.criterion is not None and th is not None:
                 res = self.model.early_exit(wave, None, self.criterion, th)
@@ -199,12 +221,36 @@ class Recognizer:
         early_exit: bool = True,
         threshold: float | None = None,
     ) -> list[Transcript]:
-        """Files or folders; raises AudioError on the first bad input (the CLI reports each)."""
+        """Files or folders; raises AudioError on the first bad input (`transcribe_each`
+        reports each bad input and goes on)."""
+        out = []
+        for item in self.transcribe_each(paths, early_exit, threshold):
+            if isinstance(item, AudioError):
+                raise item
+            out.append(item)
+        return out
+
+    def transcribe_each(
+        self,
+        paths: str | Path | Iterable[str | Path],
+        early_exit: bool = True,
+        threshold: float | None = None,
+    ) -> list[Transcript | AudioError]:
+        """One entry per input file, in order: its Transcript, or the AudioError that says why
+        it could not be transcribed (missing, unreadable, empty, too short)."""
         if isinstance(paths, (str, Path)):
             paths = [paths]
-        out = []
-        for f in audio_files(paths):
-            x, notices = load_audio(f)
+        check_threshold(self.criterion, self.threshold if threshold is None else threshold)
+        out: list[Transcript | AudioError] = []
+        for f in audio_inputs(paths):
+            if isinstance(f, AudioError):
+                out.append(f)
+                continue
+            try:
+                x, notices = load_audio(f)
+            except AudioError as err:
+                out.append(err)
+                continue
             out.append(self._timed(x, str(f), notices, early_exit, threshold))
         return out
 

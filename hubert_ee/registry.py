@@ -21,35 +21,57 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from hubert_ee.metrics.speed import Speedup, interleaved_times, paired_speedup
 from hubert_ee.tracking import EXPERIMENT, PARENT_ENV, default_tracking_uri
 
 MODEL_NAME = "hubert-ee"
 
 
 class HubertEEPyfunc(mlflow.pyfunc.PythonModel):
-    """predict(DataFrame with `path`, or `audio` [+ `sample_rate`]; or a list/array of samples)."""
+    """predict(DataFrame with `path`, or `audio` [+ `sample_rate`]; or a list/array of samples)
+    → a DataFrame with one row per input: `text`, and `error` (None, or why that input could not
+    be transcribed). One bad input never fails the others."""
 
     def load_context(self, context) -> None:
         from hubert_ee.inference import Recognizer
 
         self.recognizer = Recognizer.load(context.artifacts["model_dir"])
 
-    def predict(self, context, model_input, params=None) -> list[str]:
+    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+        from hubert_ee.inference import AudioError
+
         rec = self.recognizer
         if isinstance(model_input, pd.DataFrame):
             if "path" in model_input.columns:
-                return [rec.transcribe([p])[0].text for p in model_input["path"]]
-            if "audio" in model_input.columns:
-                rates = model_input.get("sample_rate", pd.Series([16000] * len(model_input)))
-                return [
-                    rec.transcribe_array(np.asarray(a, dtype=np.float32), int(sr)).text
-                    for a, sr in zip(model_input["audio"], rates, strict=True)
-                ]
-            raise ValueError("input needs a `path` or an `audio` column")
-        x = np.asarray(model_input, dtype=np.float32)
-        if x.ndim == 1:
-            return [rec.transcribe_array(x).text]
-        return [rec.transcribe_array(row).text for row in x]
+                items = rec.transcribe_each([str(p) for p in model_input["path"]])
+                return _records([(None, i) if isinstance(i, AudioError) else (i.text, None)
+                                 for i in items])  # fmt: skip
+            if "audio" not in model_input.columns:
+                raise ValueError("input needs a `path` or an `audio` column")
+            rates = model_input.get("sample_rate", pd.Series([16000] * len(model_input)))
+            arrays = list(zip(model_input["audio"], rates, strict=True))
+        else:
+            x = np.asarray(model_input, dtype=np.float32)
+            arrays = [(x, 16000)] if x.ndim == 1 else [(row, 16000) for row in x]
+        out = []
+        for a, sr in arrays:
+            try:
+                out.append(
+                    (rec.transcribe_array(np.asarray(a, dtype=np.float32), int(sr)).text, None)
+                )
+            except AudioError as err:
+                out.append((None, str(err)))
+        return _records(out)
+
+
+def _records(rows: list[tuple[str | None, object]]) -> pd.DataFrame:
+    # object columns: pandas' string dtype would turn a missing text or error into NaN
+    return pd.DataFrame(
+        {
+            "text": pd.Series([t for t, _ in rows], dtype=object),
+            "error": pd.Series([None if e is None else str(e) for _, e in rows], dtype=object),
+        }
+    )
 
 
 def bundle(exits_dir: Path, threshold_dir: Path, dest: Path) -> str:
@@ -102,6 +124,40 @@ def evaluate(model_dir: Path, refs: list[str], paths: list[str]) -> Evaluation:
     )
 
 
+def compare_speed(
+    challenger_dir: Path, champion_dir: Path, paths: list[str], n: int = 20, repeats: int = 5
+) -> Speedup:
+    """Champion time / challenger time on the same audio, interleaved and paired by repeat."""
+    from hubert_ee.inference import Recognizer, load_audio
+
+    recs = {
+        "champion": Recognizer.load(champion_dir),
+        "challenger": Recognizer.load(challenger_dir),
+    }
+    audio = [load_audio(p)[0] for p in paths[:n]]
+    times = interleaved_times(
+        {name: (lambda x, r=rec: r.transcribe_array(x)) for name, rec in recs.items()},
+        audio,
+        repeats,
+    )
+    return paired_speedup(times["champion"], times["challenger"])
+
+
+def promotion(challenger_wer: float, champion_wer: float | None, speed: Speedup | None):
+    """(promote?, reason). Lower WER wins; on equal WER the challenger must be faster in every
+    paired repeat (a speed "win" inside the timing noise promotes nothing)."""
+    if champion_wer is None:
+        return True, "no champion yet"
+    if challenger_wer < champion_wer:
+        return True, f"lower WER ({challenger_wer} < {champion_wer})"
+    if challenger_wer == champion_wer and speed is not None:
+        spread = f"{speed.median:.3f}x, range {speed.low:.3f}-{speed.high:.3f} over repeats"
+        if speed.clearly_faster:
+            return True, f"same WER, faster ({spread})"
+        return False, f"champion stays: same WER, speed difference within noise ({spread})"
+    return False, f"champion stays (WER {champion_wer} vs {challenger_wer})"
+
+
 def register(
     root: Path, refs: list[str], paths: list[str], tags: dict[str, str] | None = None
 ) -> Decision:
@@ -145,17 +201,12 @@ def register(
                 champion = evaluate(champ_dir, refs, paths)
             except Exception:  # noqa: BLE001 - no champion yet
                 champ_v = None
-            if champion is None:
-                promote, reason = True, "no champion yet"
-            elif challenger.wer < champion.wer:
-                promote, reason = True, f"lower WER ({challenger.wer} < {champion.wer})"
-            elif challenger.wer == champion.wer and challenger.seconds < champion.seconds:
-                promote, reason = True, "same WER, faster"
-            else:
-                promote, reason = (
-                    False,
-                    (f"champion v{champ_v.version} stays (WER {champion.wer} vs {challenger.wer})"),
-                )
+            speed = None
+            if champion is not None and challenger.wer == champion.wer:
+                speed = compare_speed(model_dir, champ_dir, paths)
+            promote, reason = promotion(challenger.wer, champion.wer if champion else None, speed)
+            if champ_v is not None and not promote:
+                reason = f"v{champ_v.version}: {reason}"
             if promote:
                 client.set_registered_model_alias(MODEL_NAME, "champion", version)
             mlflow.log_metrics(

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from hubert_ee.config import Params, ParamsError, load_params
+from hubert_ee.config import Params, ParamsError, ParamsView, load_params, select_params
+from hubert_ee.provenance import code_version, inputs_digest
 from hubert_ee.tracking import StageTracker
+from hubert_ee.train.checkpointing import begin_stage, complete_stage, fingerprint
 
 StageMain = Callable[[Params, argparse.Namespace, StageTracker], None]
 
@@ -46,21 +49,47 @@ def write_metrics(path: str | Path, metrics: dict, tracker: StageTracker | None 
         tracker.log_artifact(path)
 
 
+def stage_key(module: str, declared: dict, inputs: dict[str, str]) -> str:
+    """What a stage's result is made of: its code (with every project module it imports), the
+    params it declares and the content of its inputs. Resume states carry it."""
+    return fingerprint({"code": code_version(module), "params": declared, "inputs": inputs})
+
+
 def run_stage(
     main: StageMain,
     parser: argparse.ArgumentParser,
     stage: str | Callable[[argparse.Namespace], str],
-    sections: list[str],
+    sections: Sequence[str] | Callable[[argparse.Namespace], Sequence[str]],
+    inputs: Sequence[str] = (),
 ) -> None:
-    """Validate params before any work, run `main` inside an MLflow stage run that logs the
-    params `sections` the stage reads; user errors end with a message, not a traceback."""
+    """Validate the whole params file before any work, run `main` inside an MLflow stage run
+    that logs the params `sections` the stage declares (top-level sections or dotted keys);
+    user errors end with a message, not a traceback. `main` gets a view of params limited to
+    `sections`: reading an undeclared key is an error (DESIGN §2).
+
+    `inputs` names the arguments that are input paths: with `sections` and the code version
+    they make `args.stage_key`, which the training loops' resume states carry. A stage with a
+    `--state` folder resumes only its own unfinished run (hubert_ee.train.checkpointing)."""
     args = parser.parse_args()
     try:
         params = load_params(args.params)
-        raw = params.model_dump(mode="json")
+        keys = sections(args) if callable(sections) else sections
+        declared = select_params(params, keys)
         name = stage(args) if callable(stage) else stage
-        with StageTracker(name, {k: raw[k] for k in sections if k in raw}) as tracker:
-            main(params, args, tracker)
+        module = main.__module__
+        if module == "__main__":
+            module = sys.modules["__main__"].__spec__.name
+        args.stage_key = stage_key(
+            module, declared, inputs_digest(getattr(args, a) for a in inputs)
+        )
+        state = Path(args.state) if getattr(args, "state", None) else None
+        rank0 = int(os.environ.get("RANK", "0")) == 0
+        if state is not None and rank0:
+            begin_stage(state)
+        with StageTracker(name, declared) as tracker:
+            main(ParamsView(params, keys), args, tracker)
+        if state is not None and rank0:
+            complete_stage(state, args.stage_key)
     except (ParamsError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

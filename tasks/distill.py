@@ -127,22 +127,18 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     pretrained = load_encoder(args.encoder)
     data = kd_data(params, args, vocab)
     dev = domain_split(args.manifests, "dev", target, vocab)
-    tests = {d: domain_split(args.manifests, "test", d, vocab) for d in params.data.domains}
-    cfg = FinetuneConfig.from_section(params.distill, params.seed)
-    identity = {
-        "loop": cfg.__dict__,
-        "student": dp.student,
-        "init": dp.init_from_pretrained,
-        "encoder_bytes": Path(args.encoder).stat().st_size,
-        "lengths": data["all"].lengths().tolist(),
+    tests = {
+        d: domain_split(args.manifests, "test", d, vocab)
+        for d in [*params.data.teacher_domains, params.data.target_domain]
     }
+    cfg = FinetuneConfig.from_section(params.distill, params.seed)
     results: dict[str, FinetuneResult] = {}
     students: dict[str, CTCModel] = {}
     metrics: dict = {"wer": {}, "cer": {}, "dev_wer": {}}
     for arm, kd in arms(params).items():
         student = new_student(params, pretrained, vocab)
         train = data["labeled"] if kd.alpha == 0 or not dp.use_unlabeled else data["all"]
-        run_id = fingerprint({"arm": arm, "kd": kd.__dict__, **identity})
+        run_id = fingerprint({"arm": arm, "stage": args.stage_key})
 
         def log(row: dict, arm: str = arm) -> None:
             print(json.dumps({"arm": arm, **row}), flush=True)
@@ -212,4 +208,10 @@ if __name__ == "__main__":
     parser.add_argument("--state", required=True, help="resume state directory")
     parser.add_argument("--metrics", required=True)
     parser.add_argument("--plots", required=True, help="WER per arm and domain (CSV + PNG)")
-    run_stage(main, parser, "distill", ["seed", "data", "distill"])
+    run_stage(
+        main,
+        parser,
+        "distill",
+        ["seed", "data.teacher_domains", "data.target_domain", "distill"],
+        inputs=["teachers", "teacher_outputs", "encoder", "manifests"],
+    )

@@ -21,7 +21,6 @@ from hubert_ee.models.student import parameter_count
 from hubert_ee.plots import arm_curves
 from hubert_ee.tracking import StageTracker
 from hubert_ee.train.asr_data import domain_split
-from hubert_ee.train.checkpointing import fingerprint
 from hubert_ee.train.exit_training import exit_objective, exit_scores, mean_exit_wer
 from hubert_ee.train.finetune import FinetuneConfig, finetune
 from tasks.common import run_stage, stage_parser, write_metrics
@@ -56,14 +55,6 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
         uncertainty_samples=params.distill.uncertainty_samples, eval_every=ex.eval_every,
         patience=ex.patience, seed=params.seed,
     )  # fmt: skip
-    run_id = fingerprint(
-        {
-            "loop": cfg.__dict__,
-            "exits": params.exits.model_dump(),
-            "student_bytes": Path(args.student).stat().st_size,
-            "lengths": train.lengths().tolist(),
-        }
-    )
 
     def log(row: dict) -> None:
         print(json.dumps(row), flush=True)
@@ -71,7 +62,8 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
 
     print(f"training exit branches after layers {list(model.cfg.layers)} ({ex.mode})")
     result = finetune(
-        model, train, dev, cfg, Path(args.state) / "last.pt", run_id, torch.device("cpu"), log,
+        model, train, dev, cfg, Path(args.state) / "last.pt", args.stage_key,
+        torch.device("cpu"), log,
         objective=exit_objective(ex.mode, ex.kd_weight, ex.kd_temperature, cfg.uncertainty_samples),
         score_dev=mean_exit_wer(ex.eval_batch_seconds),
     )  # fmt: skip
@@ -119,4 +111,10 @@ if __name__ == "__main__":
     parser.add_argument("--state", required=True, help="resume state directory")
     parser.add_argument("--metrics", required=True)
     parser.add_argument("--plots", required=True, help="WER per exit layer (CSV + PNG)")
-    run_stage(main, parser, "exits", ["seed", "exits"])
+    run_stage(
+        main,
+        parser,
+        "exits",
+        ["seed", "data.target_domain", "distill.uncertainty_samples", "exits"],
+        inputs=["student", "manifests"],
+    )

@@ -20,7 +20,7 @@ from tasks.common import iteration_stage_parser, run_stage, write_metrics
 def source_factory(params: Params, iteration: int, checkpoint: str | None):
     """A picklable zero-argument constructor of the iteration's feature source (extract_split
     calls it in the main process first, so a bad checkpoint or layer fails before any worker)."""
-    it = params.iteration(iteration)
+    it = params.iterations[f"iter{iteration}"]
     if it.features == "mfcc":
         return MfccSource
     if checkpoint is None:
@@ -33,7 +33,7 @@ def source_factory(params: Params, iteration: int, checkpoint: str | None):
 
 def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> None:
     make_source = source_factory(params, args.iteration, args.checkpoint)
-    it = params.iteration(args.iteration)
+    it = params.iterations[f"iter{args.iteration}"]
     name = "mfcc" if it.features == "mfcc" else f"layer{it.layer}"
     workers = resolve_workers(params.num_workers)
     metrics: dict = {"splits": {}}
@@ -48,6 +48,7 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
             workers,
             params.features.float16,
             desc=f"{name} {split}",
+            normalize=params.features.cmvn,
         )
         seconds = time.perf_counter() - t0
         audio_s = float(manifest["duration"].sum())
@@ -57,7 +58,11 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
             "x_realtime": round(audio_s / seconds, 1),
         }
     metrics.update(
-        source=meta.source, dim=meta.dim, frame_rate_hz=meta.frame_rate_hz, workers=workers
+        source=meta.source,
+        dim=meta.dim,
+        frame_rate_hz=meta.frame_rate_hz,
+        workers=workers,
+        cmvn=params.features.cmvn,
     )
     write_metrics(args.metrics, metrics, tracker)
     print(
@@ -72,5 +77,5 @@ if __name__ == "__main__":
         main,
         parser,
         lambda a: f"features_iter{a.iteration}",
-        ["num_workers", "features", "iterations"],
+        lambda a: ["num_workers", "features", f"iterations.iter{a.iteration}"],
     )

@@ -38,13 +38,13 @@ def train_arm(
     train: ASRData,
     dev: ASRData,
     state_dir: Path,
-    identity: dict,
+    stage_key: str,
     tracker: StageTracker,
 ) -> tuple[CTCModel, FinetuneResult]:
     ft = params.finetune
     model = CTCModel(encoder, train.vocab, ft.uncertainty, ft.final_dropout)
     cfg = FinetuneConfig.from_section(params.finetune, params.seed)
-    run_id = fingerprint({"arm": arm, "loop": cfg.__dict__, **identity})
+    run_id = fingerprint({"arm": arm, "stage": stage_key})
 
     def log(row: dict) -> None:
         print(json.dumps({"arm": arm, **row}), flush=True)
@@ -110,25 +110,23 @@ def write_curves(results: dict[str, FinetuneResult], csv_path: Path, title: str)
 def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> None:
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     ft, domain = params.finetune, args.domain
-    if domain not in params.data.domains:
-        raise ValueError(f"--domain {domain!r} is not one of data domains {params.data.domains}")
+    if domain not in [*params.data.teacher_domains, params.data.target_domain]:
+        raise ValueError(
+            f"--domain {domain!r} is not one of data domains {[*params.data.teacher_domains, params.data.target_domain]}"
+        )
     vocab = CharVocab()
     train = domain_split(args.manifests, "train", domain, vocab)
     dev = domain_split(args.manifests, "dev", domain, vocab)
-    tests = {d: domain_split(args.manifests, "test", d, vocab) for d in params.data.domains}
+    tests = {
+        d: domain_split(args.manifests, "test", d, vocab)
+        for d in [*params.data.teacher_domains, params.data.target_domain]
+    }
     pretrained = load_encoder(args.encoder)
     reinit_top_layers(pretrained, ft.reinit_top_layers, params.seed)
-    identity = {
-        "domain": domain,
-        "encoder": fingerprint(pretrained.cfg.to_dict()),
-        "encoder_bytes": Path(args.encoder).stat().st_size,
-        "head": [ft.uncertainty, ft.final_dropout, ft.reinit_top_layers],
-        "lengths": train.lengths().tolist(),
-    }
     state_dir = Path(args.state)
     torch.manual_seed(params.seed)
     model, result = train_arm(
-        "pretrained", pretrained, params, train, dev, state_dir, identity, tracker
+        "pretrained", pretrained, params, train, dev, state_dir, args.stage_key, tracker
     )
     results = {"pretrained": result}
     metrics: dict = {
@@ -157,8 +155,8 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     if ft.scratch_arm:
         torch.manual_seed(params.seed)
         scratch, s_result = train_arm(
-            "scratch", HubertEncoder(pretrained.cfg), params, train, dev, state_dir, identity,
-            tracker,
+            "scratch", HubertEncoder(pretrained.cfg), params, train, dev, state_dir,
+            args.stage_key, tracker,
         )  # fmt: skip
         results["scratch"] = s_result
         s_scores, _ = score(scratch, tests[domain], ft.eval_batch_seconds)
@@ -192,4 +190,10 @@ if __name__ == "__main__":
     parser.add_argument("--state", required=True, help="resume state directory (kept across runs)")
     parser.add_argument("--metrics", required=True)
     parser.add_argument("--plots", required=True, help="dev-WER CSV for dvc plots (+ PNG)")
-    run_stage(main, parser, lambda a: f"finetune@{a.domain}", ["seed", "finetune"])
+    run_stage(
+        main,
+        parser,
+        lambda a: f"finetune@{a.domain}",
+        ["seed", "data.teacher_domains", "data.target_domain", "finetune"],
+        inputs=["encoder", "manifests"],
+    )

@@ -18,7 +18,6 @@ import torch
 
 from hubert_ee.config import Params, ParamsError, load_params
 from hubert_ee.data.manifest import load_split
-from hubert_ee.features.store import StoreMeta
 from hubert_ee.models.checkpoint import load_encoder, save_encoder
 from hubert_ee.models.encoder import HubertEncoder
 from hubert_ee.models.pretrain_head import HubertPretrainModel
@@ -98,16 +97,7 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
         mask_span=pt.mask_span, checkpoint_every=pt.checkpoint_every, log_every=pt.log_every,
         eval_batches=pt.eval_batches, seed=params.seed, amp=pt.amp,
     )  # fmt: skip
-    run_id = fingerprint(
-        {
-            "loop": loop.__dict__,
-            "model": params.model.model_dump(),
-            "iteration": args.iteration,
-            "world": d.world,
-            "labels": [StoreMeta.read(labels / s).__dict__ for s in km.fit_splits],
-            "lengths": data.lengths().tolist(),
-        }
-    )
+    run_id = fingerprint({"stage": args.stage_key, "world": d.world})
     if d.main:
         n_params = sum(p.numel() for p in encoder.parameters())
         print(
@@ -192,5 +182,6 @@ if __name__ == "__main__":
         main,
         parser,
         lambda a: f"pretrain_iter{a.iteration}",
-        ["seed", "model", "pretrain", "kmeans"],
+        ["seed", "model", "pretrain", "kmeans.fit_splits", "kmeans.eval_split"],
+        inputs=["labels", "manifests"],
     )

@@ -68,4 +68,15 @@ if __name__ == "__main__":
     parser.add_argument("--manifests", default="data/prepared")
     parser.add_argument("--out", required=True, help="data/teacher_outputs")
     parser.add_argument("--metrics", required=True)
-    run_stage(main, parser, "teacher_outputs", ["data", "distill"])
+    run_stage(
+        main,
+        parser,
+        "teacher_outputs",
+        [
+            "data.teacher_domains",
+            "data.target_domain",
+            "distill.use_unlabeled",
+            "distill.teacher_output_shards",
+            "distill.eval_batch_seconds",
+        ],
+    )

@@ -12,14 +12,20 @@ import argparse
 import csv
 import json
 import os
+import statistics
 from pathlib import Path
 
 import torch
 
 from hubert_ee.config import Params
-from hubert_ee.decode.early_exit_search import evaluate_point, exit_table, threshold_grid
+from hubert_ee.decode.early_exit_search import (
+    choose_operating_point,
+    evaluate_point,
+    exit_table,
+    threshold_grid,
+)
 from hubert_ee.decode.emissions import emissions, greedy_scores
-from hubert_ee.metrics.speed import interleaved_medians
+from hubert_ee.metrics.speed import Speedup, interleaved_times, paired_speedup
 from hubert_ee.models.checkpoint import load_ctc_model, load_early_exit_model
 from hubert_ee.plots import pareto_plot
 from hubert_ee.tracking import StageTracker
@@ -28,14 +34,16 @@ from tasks.common import run_stage, stage_parser, write_metrics
 from tasks.teacher_outputs import teacher_paths
 
 
-def measured_speedups(model, data: ASRData, points: list[tuple[str, float]], n: int, repeats: int):
-    """Median seconds of the full student and of each point, interleaved, batch size 1."""
+def measured_speedups(
+    model, data: ASRData, points: list[tuple[str, float]], n: int, repeats: int
+) -> dict[str, Speedup]:
+    """Each point's speedup over the full student, paired repeat by repeat (batch size 1)."""
     waves = [data.wave(i)[None] for i in range(min(n, len(data)))]
     cands = {"full": lambda w: model.student(w)}
     for crit, th in points:
         cands[f"{crit}@{th}"] = lambda w, c=crit, t=th: model.early_exit(w, None, c, t)
-    med = interleaved_medians(cands, waves, repeats, threads=torch.get_num_threads())
-    return {k: med["full"] / v for k, v in med.items() if k != "full"}, med
+    times = interleaved_times(cands, waves, repeats, threads=torch.get_num_threads())
+    return {k: paired_speedup(times["full"], v) for k, v in times.items() if k != "full"}
 
 
 def greedy_wer(model, data: ASRData, batch_s: float) -> float:
@@ -59,15 +67,14 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     rows = []
     for crit, th in points:
         rows.append({"criterion": crit, "threshold": th, **evaluate_point(dev_table, crit, th)})
-    speed, _ = measured_speedups(model, dev, points, ts.speed_utterances, ts.speed_repeats)
+    speed = measured_speedups(model, dev, points, ts.speed_utterances, ts.speed_repeats)
     for r in rows:
-        r["speedup_measured"] = round(speed[f"{r['criterion']}@{r['threshold']}"], 4)
+        sp = r["speedup"] = speed[f"{r['criterion']}@{r['threshold']}"]
+        r["speedup_measured"] = round(sp.median, 4)
+        r["speedup_low"], r["speedup_high"] = round(sp.low, 4), round(sp.high, 4)
     full_dev = evaluate_point(dev_table, "entropy", -1.0)["wer"]  # nobody exits early
     budget = full_dev * (1 + ts.max_wer_increase_rel)
-    ok = [r for r in rows if r["wer"] <= budget + 1e-12]
-    chosen = max(ok, key=lambda r: (r["speedup_measured"], -r["wer"])) if ok else None
-    if chosen is not None and chosen["speedup_measured"] <= 1.0:
-        chosen = None  # no point is both within budget and faster: serve the full student
+    chosen = choose_operating_point(rows, budget)  # None: serve the full student
 
     # Test: the chosen point, the full student and the teacher, speeds measured together.
     teachers = {d: load_ctc_model(p) for d, p in teacher_paths(params, args.teachers).items()}
@@ -77,7 +84,7 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     crit, th = (chosen["criterion"], chosen["threshold"]) if chosen else ("entropy", -1.0)
     test_point = evaluate_point(test_table, crit, th)
     waves = [test.wave(i)[None] for i in range(min(ts.speed_utterances, len(test)))]
-    med = interleaved_medians(
+    times = interleaved_times(
         {
             "teacher": lambda w: teacher(w),
             "student": lambda w: model.student(w),
@@ -87,13 +94,16 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
         ts.speed_repeats,
         threads=torch.get_num_threads(),
     )
+    med = {k: statistics.median(v) for k, v in times.items()}
+    ee = paired_speedup(times["student"], times["early_exit"])
     audio_s = sum(w.shape[1] for w in waves) / 16000
     metrics = {
         "criterion": crit if chosen else None,
         "threshold": th if chosen else None,
         "wer_full": round(evaluate_point(test_table, "entropy", -1.0)["wer"], 5),
         "wer_ee": round(test_point["wer"], 5),
-        "speedup_measured": round(med["student"] / med["early_exit"], 4),
+        "speedup_measured": round(ee.median, 4),
+        "speedup_measured_range": [round(ee.low, 4), round(ee.high, 4)],
         "speedup_flops": round(test_point["speedup_flops"], 4),
         "mean_exit_layer": round(test_point["mean_exit_layer"], 4),
         "wer_teacher": round(greedy_wer(teacher, test, 60.0), 5),
@@ -106,6 +116,9 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
             "wer_budget": round(budget, 5),
             "chosen_wer": round(chosen["wer"], 5) if chosen else None,
             "chosen_speedup_measured": chosen["speedup_measured"] if chosen else None,
+            "chosen_speedup_range": [chosen["speedup_low"], chosen["speedup_high"]]
+            if chosen
+            else None,
         },
         "exit_share_test": test_point["exit_share"],
         "threads": torch.get_num_threads(),
@@ -115,7 +128,7 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     with open(plots, "w", newline="") as f:
         w = csv.DictWriter(
             f, fieldnames=["criterion", "threshold", "wer", "mean_exit_layer", "speedup_flops",
-                           "speedup_measured", "within_budget"],
+                           "speedup_measured", "speedup_low", "speedup_high", "within_budget"],
         )  # fmt: skip
         w.writeheader()
         for r in rows:
@@ -146,4 +159,9 @@ if __name__ == "__main__":
     parser.add_argument("--out", required=True, help="models/threshold_search")
     parser.add_argument("--metrics", required=True)
     parser.add_argument("--plots", required=True, help="Pareto table CSV (+ PNG)")
-    run_stage(main, parser, "threshold_search", ["seed", "threshold_search"])
+    run_stage(
+        main,
+        parser,
+        "threshold_search",
+        ["seed", "data.teacher_domains", "data.target_domain", "threshold_search"],
+    )

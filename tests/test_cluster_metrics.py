@@ -56,3 +56,32 @@ def test_frame_phones_uses_frame_centres():
     got = frame_phones(phones, 7, hop=160, window=400)
     # centres: 12.5, 22.5, 32.5, 42.5, 52.5, 62.5, 72.5 ms
     assert got == [SILENCE, "a", "a", "a", "b", "b", SILENCE]
+
+
+def test_domain_pnmi_is_one_for_channel_coded_clusters_and_zero_for_independent_ones():
+    from hubert_ee.cluster.pseudo_labels import domain_pnmi
+
+    # per domain: (phones x clusters) counts; domain a uses clusters 0-1, domain b clusters 2-3
+    coded = {"a": np.array([[5, 5, 0, 0]]), "b": np.array([[0, 0, 3, 7]])}
+    assert domain_pnmi(coded) == pytest.approx(1.0)
+    same = {"a": np.array([[2, 4, 6, 8]]), "b": np.array([[1, 2, 3, 4]])}
+    assert domain_pnmi(same) == pytest.approx(0.0, abs=1e-12)
+    # half coded: H(domain) = ln 2; cluster 0 shared, 1 only a, 2 only b, equal masses:
+    # I = ln2 - 1/2·ln2 (only the shared half keeps its doubt) → ratio 0.5
+    half = {"a": np.array([[2, 2, 0]]), "b": np.array([[2, 0, 2]])}
+    assert domain_pnmi(half) == pytest.approx(0.5)
+    assert domain_pnmi({"a": np.array([[1, 2]])}) == 0.0  # one domain: nothing to encode
+
+
+def test_cmvn_gives_zero_mean_unit_variance_per_dimension():
+    from hubert_ee.features.normalize import cmvn
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 2.5, (200, 4)).astype(np.float32)
+    x[:, 3] = 7.0  # a constant dimension
+    y = cmvn(x)
+    assert np.allclose(y[:, :3].mean(0), 0, atol=1e-5)
+    assert np.allclose(y[:, :3].std(0), 1, atol=1e-4)
+    assert np.all(y[:, 3] == 0)
+    # a channel offset and gain vanish: the same utterance through two "channels" agrees
+    assert np.allclose(cmvn(x[:, :3] * 0.3 + 5.0), y[:, :3], atol=1e-4)

@@ -83,3 +83,52 @@ def test_bad_yaml_is_a_params_error(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump([1, 2]))
     with pytest.raises(ParamsError, match="mapping"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_stage_view_allows_declared_keys_and_names_an_undeclared_one(smoke_params):
+    from hubert_ee.config import ParamsView
+
+    view = ParamsView(smoke_params, ["seed", "data.target_domain", "iterations.iter1", "exits"])
+    assert view.seed == smoke_params.seed
+    assert view.data.target_domain == "phone"
+    assert view.iterations["iter1"].k == smoke_params.iterations["iter1"].k
+    assert view.exits.max_steps == smoke_params.exits.max_steps  # whole section declared
+    with pytest.raises(ParamsError, match="'data.teacher_domains' but does not declare it"):
+        _ = view.data.teacher_domains
+    with pytest.raises(ParamsError, match="'iterations.iter2'"):
+        _ = view.iterations["iter2"]
+    with pytest.raises(ParamsError, match="'distill'"):
+        _ = view.distill
+    with pytest.raises(ParamsError, match="not a params key"):
+        _ = view.data.domains  # a property over keys the stage did not declare
+
+
+def test_select_params_takes_dotted_keys_and_rejects_missing_ones(smoke_params):
+    from hubert_ee.config import select_params
+
+    got = select_params(smoke_params, ["seed", "data.teacher_domains", "kmeans.fit_splits"])
+    assert got == {
+        "seed": smoke_params.seed,
+        "data.teacher_domains": ["read", "lecture"],
+        "kmeans.fit_splits": ["unlabeled", "train"],
+    }
+    with pytest.raises(ParamsError, match="'kmeans.nope'"):
+        select_params(smoke_params, ["kmeans.nope"])
+
+
+def test_check_project_params_finds_a_misspelled_section_no_stage_declares(root, tmp_path):
+    import shutil
+
+    from hubert_ee.config import check_project_params
+
+    shutil.copy(root / "params.yaml", tmp_path / "params.yaml")
+    shutil.copytree(root / "profiles", tmp_path / "profiles")
+    assert check_project_params(tmp_path)[0] == "default"
+    with open(tmp_path / "params.yaml", "a") as f:
+        f.write("pretrian:\n  max_steps: 3\n")
+    with pytest.raises(ParamsError, match="pretrian: unknown key"):
+        check_project_params(tmp_path)
+    shutil.copy(root / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "profiles" / "typo.yaml").write_text("finetune:\n  lr_max: 1.0\n")
+    with pytest.raises(ParamsError, match="lr_max: unknown key"):
+        check_project_params(tmp_path)

@@ -203,13 +203,16 @@ def test_served_deployment_runs_the_dag_registers_and_is_idempotent(tmp_path):
         procs.append(serving)
         url = f"http://127.0.0.1:{mport}"
         _wait(lambda: _get_ok(f"{url}/ping"), 180, "mlflow models serve", serving)
-        body = json.dumps({"dataframe_records": [{"path": wav}]}).encode()
+        missing = str(tmp_path / "missing.wav")  # one bad input must not fail the request
+        body = json.dumps({"dataframe_records": [{"path": wav}, {"path": missing}]}).encode()
         req = urllib.request.Request(
             f"{url}/invocations", body, {"Content-Type": "application/json"}
         )
         with urllib.request.urlopen(req, timeout=60) as r:
             answer = json.loads(r.read())
-        assert answer["predictions"] == [expected]
+        good, bad = answer["predictions"]
+        assert good == {"text": expected, "error": None}
+        assert bad["text"] is None and "no such file or folder" in bad["error"]
     finally:
         for p in reversed(procs):
             _stop(p)

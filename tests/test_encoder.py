@@ -90,3 +90,34 @@ def test_logmel_frontend_frames_like_the_cnn():
             == int(lengths[0])
         )
     assert not any(p.requires_grad for p in model.feature_extractor.parameters())
+
+
+def test_model_files_are_canonical_same_tensors_same_bytes(tmp_path):
+    """safetensors writes its metadata in hash order; ours must not (DVC and the registry
+    identify models by their bytes)."""
+    from hubert_ee.models.checkpoint import canonical_safetensors, load_encoder, save_encoder
+
+    enc = HubertEncoder(config.tiny())
+    meta = {"iteration": "1", "steps": "3", "k": "20", "a": "x", "z": "y"}
+    for i in range(3):
+        save_encoder(enc, tmp_path / f"e{i}.safetensors", meta)
+        save_encoder(enc, tmp_path / f"r{i}.safetensors", dict(reversed(meta.items())))
+    blobs = {p.read_bytes() for p in tmp_path.glob("*.safetensors")}
+    assert len(blobs) == 1
+    back = load_encoder(tmp_path / "e0.safetensors")
+    for (k, a), (k2, b) in zip(enc.state_dict().items(), back.state_dict().items(), strict=True):
+        assert k == k2 and torch.equal(a, b)
+    t = {"b": torch.ones(3), "a": torch.zeros(2, dtype=torch.float16)}
+    raw = canonical_safetensors(t, {"y": "1", "x": "2"})
+    n = int.from_bytes(raw[:8], "little")
+    assert n % 8 == 0 and raw[8 : 8 + n].rstrip().startswith(b'{"__metadata__":{"x":"2","y":"1"}')
+
+
+def test_a_truncated_model_file_is_a_one_line_error(tmp_path):
+    from hubert_ee.models.checkpoint import load_encoder, save_encoder
+
+    save_encoder(HubertEncoder(config.tiny()), tmp_path / "e.safetensors")
+    data = (tmp_path / "e.safetensors").read_bytes()
+    (tmp_path / "e.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="not a readable safetensors checkpoint.*truncated"):
+        load_encoder(tmp_path / "e.safetensors")

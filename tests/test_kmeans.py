@@ -19,7 +19,7 @@ def _matched_error(found, true):
     return float(np.sqrt(d.min(0)).max())
 
 
-@pytest.mark.parametrize("impl", ["torch", "sklearn"])
+@pytest.mark.parametrize("impl", ["faiss", "torch", "sklearn"])
 def test_recovers_well_separated_clusters(impl):
     x, centers = _blobs()
     model = fit(impl, x, 8, max_iter=100, n_init=3, seed=0)
@@ -33,6 +33,28 @@ def test_torch_kmeans_is_deterministic_and_uses_several_iterations():
     b = fit_torch(x, 16, 50, 1, seed=3)
     assert np.array_equal(a.centroids, b.centroids)
     assert a.iterations > 1
+
+
+@pytest.mark.parametrize("init", ["kmeans++", "random"])
+def test_faiss_kmeans_is_deterministic_for_a_seed_and_uses_every_fit_frame(init):
+    import faiss
+
+    x, _ = _blobs(k=16, n=600, spread=1.0)  # 9,600 frames: > faiss's default 256 per centroid x 16
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(2)
+    try:
+        a = fit("faiss", x, 16, 20, 1, seed=3, init=init)
+        b = fit("faiss", x, 16, 20, 1, seed=3, init=init)
+        c = fit("faiss", x, 16, 20, 1, seed=4, init=init)
+    finally:
+        faiss.omp_set_num_threads(threads)
+    assert a.implementation == "faiss"
+    assert np.array_equal(a.centroids, b.centroids)
+    assert not np.array_equal(a.centroids, c.centroids)
+    # No subsampling: the centroids are exact means of their fit frames' clusters.
+    lab = ((x[:, None] - a.centroids[None]) ** 2).sum(-1).argmin(1)
+    means = np.stack([x[lab == j].mean(0) for j in range(16)])
+    assert np.abs(means - a.centroids).max() < 0.05
 
 
 def test_too_few_frames_is_a_clear_error():
@@ -60,12 +82,13 @@ def test_sample_fit_frames_takes_whole_utterances_up_to_the_budget(tmp_path):
     assert np.array_equal(x, sample_fit_frames([store], 0.1, 10_000, seed=0))
 
 
-def test_label_store_matches_brute_force_and_keeps_lengths(tmp_path):
+@pytest.mark.parametrize("impl", ["faiss", "torch"])
+def test_label_store_matches_brute_force_and_keeps_lengths(tmp_path, impl):
     rng = np.random.default_rng(0)
     arrays = [rng.normal(size=(n, 3)).astype(np.float32) for n in (5, 9, 1, 7)]
     store = _store(tmp_path / "f", arrays)
     c = rng.normal(size=(4, 3)).astype(np.float32)
-    meta, _ = label_store(store, c, tmp_path / "l", chunk=3)  # chunk smaller than a shard
+    meta, _ = label_store(store, c, tmp_path / "l", chunk=3, implementation=impl)
     labels = FrameStore(tmp_path / "l")
     assert meta.extra["k"] == 4 and meta.dtype == "int16"
     for (uid, lab), a in zip(labels, arrays, strict=True):

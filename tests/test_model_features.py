@@ -74,7 +74,7 @@ def test_sharded_extraction_with_a_model_source(checkpoint, tmp_path):
     assert (
         meta.frame_rate_hz == 50.0
         and meta.dtype == "float16"
-        and meta.extra == {"window": 400, "hop": 320}
+        and meta.extra == {"window": 400, "hop": 320, "cmvn": False}
     )
     a, b = list(FrameStore(tmp_path / "s1")), list(FrameStore(tmp_path / "s2"))
     assert [u for u, _ in a] == ["u0", "u1", "u2", "u3"]

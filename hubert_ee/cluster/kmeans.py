@@ -1,12 +1,15 @@
 """k-means for pseudo-labels, fit on a random subset streamed from a feature store.
 
-Two implementations, selectable in params:
+Three implementations, selectable in params:
+- `faiss` (default): `faiss.Kmeans`, the field's library for this (mHuBERT-147 moved to it),
+  k-means++ or random init, on the whole fit subset (no silent subsampling); on a GPU build of
+  faiss it runs there;
 - `sklearn`: the reference recipe of fairseq's HuBERT (DESIGN §4), MiniBatchKMeans with
   k-means++ init, batch 10000, tol 0, max_no_improvement 100, n_init 20, no reassignment;
-- `torch`: full-batch Lloyd iterations on the subset from a k-means++ start, distances as one
-  matmul per chunk, on GPU when one is there.
-Neither needs the feature dump in RAM: only the fit subset is loaded; labels are assigned
-shard by shard.
+- `torch`: our full-batch Lloyd iterations from a k-means++ start, distances as one matmul per
+  chunk, on GPU when one is there (the GPU path when faiss has no GPU build).
+None needs the feature dump in RAM: only the fit subset is loaded; labels are assigned shard by
+shard.
 """
 
 from __future__ import annotations
@@ -174,15 +177,61 @@ def fit_sklearn(
     return KMeansFit(c, float(d.mean()), int(km.n_iter_), seconds, "sklearn")
 
 
+def _faiss_gpus() -> int:
+    import faiss
+
+    return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+
+
+def fit_faiss(
+    x: np.ndarray, k: int, max_iter: int, n_init: int, seed: int, init: str = "kmeans++"
+) -> KMeansFit:
+    """`faiss.Kmeans` on every fit frame: `max_points_per_centroid` is raised so that faiss does
+    not subsample the fit set behind our back (its default keeps 256 points per centroid)."""
+    import faiss
+
+    t0 = time.perf_counter()
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    gpus = _faiss_gpus()
+    km = faiss.Kmeans(
+        x.shape[1],
+        k,
+        niter=max_iter,
+        nredo=n_init,
+        seed=seed,
+        verbose=False,
+        max_points_per_centroid=-(-len(x) // k) + 1,
+        min_points_per_centroid=1,
+        init_method=faiss.ClusteringInitMethod_KMEANS_PLUS_PLUS
+        if init == "kmeans++"
+        else faiss.ClusteringInitMethod_RANDOM,
+        gpu=gpus or False,
+    )
+    km.train(x)
+    seconds = time.perf_counter() - t0
+    c = km.centroids.astype(np.float32)
+    _, d = assign(torch.from_numpy(x), torch.from_numpy(c))
+    name = "faiss-gpu" if gpus else "faiss"
+    return KMeansFit(c, float(d.mean()), max_iter, seconds, name)
+
+
 def fit(
-    implementation: str, x: np.ndarray, k: int, max_iter: int, n_init: int, seed: int
+    implementation: str,
+    x: np.ndarray,
+    k: int,
+    max_iter: int,
+    n_init: int,
+    seed: int,
+    init: str = "kmeans++",
 ) -> KMeansFit:
     if len(x) < k:
         raise ValueError(
             f"only {len(x)} fit frames for k={k} clusters; raise kmeans.fit_fraction or use more data"
         )
+    if implementation == "faiss":
+        return fit_faiss(x, k, max_iter, n_init, seed, init)
     if implementation == "torch":
         return fit_torch(x, k, max_iter, n_init, seed)
     if implementation == "sklearn":
         return fit_sklearn(x, k, max_iter, n_init, seed)
-    raise ValueError(f"unknown k-means implementation {implementation!r} (torch | sklearn)")
+    raise ValueError(f"unknown k-means implementation {implementation!r} (faiss | torch | sklearn)")

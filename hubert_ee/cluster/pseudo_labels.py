@@ -15,8 +15,35 @@ from hubert_ee.cluster.phones import frame_phones
 from hubert_ee.features.store import FrameStore, StoreMeta, write_shard
 
 
+def _nearest(implementation: str, centroids: np.ndarray):
+    """x (n, D) float32 → (nearest centroid, squared distance): faiss's flat L2 index when
+    the centroids came from faiss, else our chunked matmul (the same exact search)."""
+    if implementation.startswith("faiss"):
+        import faiss
+
+        index = faiss.IndexFlatL2(centroids.shape[1])
+        index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+
+        def search(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            d, i = index.search(np.ascontiguousarray(x), 1)
+            return i[:, 0], np.maximum(d[:, 0], 0)
+
+        return search
+    c = torch.from_numpy(centroids)
+
+    def search_torch(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lab, d = assign(torch.from_numpy(x), c)
+        return lab.numpy(), d.numpy()
+
+    return search_torch
+
+
 def label_store(
-    features: FrameStore, centroids: np.ndarray, out_dir: Path, chunk: int = 262_144
+    features: FrameStore,
+    centroids: np.ndarray,
+    out_dir: Path,
+    chunk: int = 262_144,
+    implementation: str = "torch",
 ) -> tuple[StoreMeta, float]:
     """Write a label store parallel to `features`; returns its meta and the mean sq. distance."""
     meta = StoreMeta(
@@ -28,15 +55,15 @@ def label_store(
         extra={**(features.meta.extra or {}), "k": len(centroids)},
     )
     meta.write(out_dir)
-    c = torch.from_numpy(centroids)
+    nearest = _nearest(implementation, centroids)
     total_d, total_n = 0.0, 0
     for i in range(meta.num_shards):
         ids, lengths, data = features.shard(i)
         labels = np.empty(len(data), dtype=np.int64)
         for s in range(0, len(data), chunk):  # bounded memory: one chunk of the memmap at a time
-            lab, d = assign(torch.from_numpy(np.array(data[s : s + chunk], dtype=np.float32)), c)
-            labels[s : s + chunk] = lab.numpy()
-            total_d += float(d.double().sum())
+            lab, d = nearest(np.array(data[s : s + chunk], dtype=np.float32))
+            labels[s : s + chunk] = lab
+            total_d += float(d.astype(np.float64).sum())
         total_n += len(data)
         splits = np.split(labels, np.cumsum(lengths)[:-1]) if len(ids) else []
         write_shard(out_dir, i, meta.num_shards, ids, splits, meta.dtype)
@@ -71,4 +98,15 @@ def score(labels: FrameStore, manifest: pd.DataFrame) -> dict[str, dict[str, flo
     out = {domain: cluster_quality(c) for domain, c in counts.items()}
     out["all"] = cluster_quality(sum(counts.values()))
     out["all"]["num_phones"] = len(phone_ids)
+    out["all"]["domain_pnmi"] = domain_pnmi(counts)
     return out
+
+
+def domain_pnmi(counts: dict[str, np.ndarray]) -> float:
+    """I(domain; cluster) / H(domain): the PNMI formula with the domain in place of the phone.
+    Near 0 when the clusters say nothing of the channel, 1 when they encode it completely
+    (DESIGN §4: raw MFCC labels on the default corpus carry 0.71 of it)."""
+    if len(counts) < 2:
+        return 0.0
+    by_domain = np.stack([c.sum(axis=0) for c in counts.values()])  # (domains, k)
+    return cluster_quality(by_domain)["pnmi"]

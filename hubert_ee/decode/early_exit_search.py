@@ -126,3 +126,25 @@ def evaluate_point(table: ExitTable, criterion: str, threshold: float) -> dict[s
             str(layer): float((choice == j).float().mean()) for j, layer in enumerate(table.layers)
         },
     }
+
+
+def choose_operating_point(rows: list[dict], wer_budget: float) -> dict | None:
+    """The fastest point within the WER budget that is faster for real, or None (serve the
+    full model). Each row has `wer`, `speedup_flops` and `speedup` (a measured Speedup).
+
+    Timing noise must not decide: a point qualifies only if it saves FLOPs and every paired
+    repeat measured it faster than the full model; among the qualifying points whose measured
+    range overlaps the fastest one's (timing cannot tell them apart) the higher FLOPs speedup
+    wins, then the lower WER."""
+    ok = [
+        r
+        for r in rows
+        if r["wer"] <= wer_budget + 1e-12
+        and r["speedup_flops"] > 1.0
+        and r["speedup"].clearly_faster
+    ]
+    if not ok:
+        return None
+    fastest = max(ok, key=lambda r: r["speedup"].median)
+    tied = [r for r in ok if r["speedup"].overlaps(fastest["speedup"])]
+    return min(tied, key=lambda r: (-r["speedup_flops"], r["wer"], -r["speedup"].median))

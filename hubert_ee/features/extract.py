@@ -18,6 +18,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from hubert_ee.data.audio_io import read_mono_16k
+from hubert_ee.features.normalize import cmvn
 from hubert_ee.features.store import StoreMeta, shard_complete, write_shard
 
 
@@ -48,7 +49,7 @@ def utterances(manifest: pd.DataFrame) -> list[Utt]:
     return [Utt(r.id, r.path, float(r.start), float(r.duration)) for r in manifest.itertuples()]
 
 
-def compute(source: FeatureSource, utt: Utt) -> np.ndarray:
+def compute(source: FeatureSource, utt: Utt, normalize: bool = False) -> np.ndarray:
     wave = read_mono_16k(utt.path, utt.start, utt.duration)
     feats = source(wave)
     expected = source.num_frames(len(wave))
@@ -57,7 +58,7 @@ def compute(source: FeatureSource, utt: Utt) -> np.ndarray:
             f"utterance {utt.id}: {source.name} gave {feats.shape[0]} frames for {len(wave)} samples, "
             f"framing rule says {expected}"
         )
-    return feats
+    return cmvn(feats) if normalize else feats
 
 
 _SOURCE: FeatureSource | None = None
@@ -71,9 +72,9 @@ def _init_worker(make_source: Callable[[], FeatureSource]) -> None:
     _SOURCE = make_source()
 
 
-def _run_shard(job: tuple[int, int, list[Utt], str, str]) -> int:
-    i, n, utts, out_dir, dtype = job
-    arrays = [compute(_SOURCE, u) for u in utts]
+def _run_shard(job: tuple[int, int, list[Utt], str, str, bool]) -> int:
+    i, n, utts, out_dir, dtype, normalize = job
+    arrays = [compute(_SOURCE, u, normalize) for u in utts]
     write_shard(Path(out_dir), i, n, [u.id for u in utts], arrays, dtype)
     return len(utts)
 
@@ -86,8 +87,10 @@ def extract_split(
     workers: int,
     float16: bool = False,
     desc: str = "features",
+    normalize: bool = False,
 ) -> StoreMeta:
-    """Extract features of every utterance in `manifest` into the store at `out_dir`."""
+    """Extract features of every utterance in `manifest` into the store at `out_dir`, each
+    utterance CMV-normalised when `normalize` (DESIGN §4)."""
     source = make_source()
     dtype = "float16" if float16 else "float32"
     meta = StoreMeta(
@@ -96,14 +99,14 @@ def extract_split(
         dtype,
         source.frame_rate_hz,
         num_shards,
-        {"window": source.window, "hop": source.hop},
+        {"window": source.window, "hop": source.hop, "cmvn": normalize},
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     meta.write(out_dir)
     utts = utterances(manifest)
     chunks = np.array_split(np.arange(len(utts)), num_shards)
     jobs = [
-        (i, num_shards, [utts[j] for j in idx], str(out_dir), dtype)
+        (i, num_shards, [utts[j] for j in idx], str(out_dir), dtype, normalize)
         for i, idx in enumerate(chunks)
         if not shard_complete(out_dir, i, num_shards)
     ]

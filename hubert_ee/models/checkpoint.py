@@ -1,17 +1,21 @@
 """Encoder and CTC-model checkpoints as safetensors (no pickles: loading one never executes code).
 
 The encoder configuration travels in the safetensors metadata, so a checkpoint is one file.
-torchaudio-layout state dicts (`.pt`) load with `weights_only=True` given a configuration.
+Files are canonical: the same tensors and metadata give the same bytes (safetensors writes its
+metadata map in hash order, so every save of an unchanged model would look like a change to DVC
+and to the registry). torchaudio-layout state dicts (`.pt`) load with `weights_only=True` given
+a configuration.
 """
 
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
 
 from hubert_ee.decode.vocab import CharVocab
 from hubert_ee.models.config import EncoderConfig
@@ -25,19 +29,41 @@ CTC_KEY = "hubert_ee.ctc_head"
 EXIT_KEY = "hubert_ee.exits"
 
 
+def canonical_safetensors(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> bytes:
+    """safetensors bytes with the header's keys sorted (format: u64 little-endian header
+    length, JSON header padded with spaces to 8 bytes, then the tensor data, whose order the
+    library already fixes by dtype and name)."""
+    raw = save(tensors, metadata=meta)
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + raw[8 + n :]
+
+
 def _write(module: torch.nn.Module, path: str | Path, meta: dict[str, str]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     tmp = path.with_suffix(path.suffix + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
+    tmp.write_bytes(canonical_safetensors(tensors, meta))
     tmp.replace(path)
+
+
+def _open(path: Path, device: str):
+    try:
+        return safe_open(str(path), framework="pt", device=device)
+    except (SafetensorError, OSError) as err:
+        raise ValueError(
+            f"{path} is not a readable safetensors checkpoint ({err}); the file may be "
+            "truncated or not a model: re-create it (e.g. `dvc checkout` or re-run its stage)"
+        ) from None
 
 
 def _read(path: Path, device: str) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    with safe_open(str(path), framework="pt", device=device) as f:
+    with _open(path, device) as f:
         meta = f.metadata() or {}
         state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no items())
     return meta, state
@@ -113,7 +139,7 @@ def load_ctc_model(path: str | Path, device: str = "cpu") -> CTCModel:
 
 
 def checkpoint_metadata(path: str | Path) -> dict[str, str]:
-    with safe_open(str(path), framework="pt", device="cpu") as f:
+    with _open(Path(path), "cpu") as f:
         return dict(f.metadata() or {})
 
 
