@@ -172,7 +172,7 @@ class KMeansConfig(_Strict):
     eval_split: Split = "dev"
     fit_fraction: float = Field(default=0.1, gt=0, le=1)
     max_fit_frames: int = Field(default=2_000_000, ge=1000)
-    max_iter: int = Field(default=100, ge=1, le=10_000)
+    max_iter: int = Field(default=25, ge=1, le=10_000)
     n_init: int = Field(default=1, ge=1, le=100)
 
 
