@@ -111,11 +111,10 @@ class Decision:
     champion: dict | None
 
 
-def evaluate(model_dir: Path, refs: list[str], paths: list[str]) -> Evaluation:
-    from hubert_ee.inference import Recognizer
+def evaluate(rec, refs: list[str], paths: list[str]) -> Evaluation:
+    """WER and median per-utterance time of a loaded Recognizer on the test files."""
     from hubert_ee.metrics.wer import wer
 
-    rec = Recognizer.load(model_dir)
     out = rec.transcribe(paths)
     return Evaluation(
         round(wer(refs, [t.text for t in out]), 5),
@@ -124,16 +123,12 @@ def evaluate(model_dir: Path, refs: list[str], paths: list[str]) -> Evaluation:
     )
 
 
-def compare_speed(
-    challenger_dir: Path, champion_dir: Path, paths: list[str], n: int = 20, repeats: int = 5
-) -> Speedup:
-    """Champion time / challenger time on the same audio, interleaved and paired by repeat."""
-    from hubert_ee.inference import Recognizer, load_audio
+def compare_speed(challenger, champion, paths: list[str], n: int = 20, repeats: int = 5) -> Speedup:
+    """Champion time / challenger time (loaded Recognizers) on the same audio, interleaved and
+    paired by repeat."""
+    from hubert_ee.inference import load_audio
 
-    recs = {
-        "champion": Recognizer.load(champion_dir),
-        "challenger": Recognizer.load(challenger_dir),
-    }
+    recs = {"champion": champion, "challenger": challenger}
     audio = [load_audio(p)[0] for p in paths[:n]]
     times = interleaved_times(
         {name: (lambda x, r=rec: r.transcribe_array(x)) for name, rec in recs.items()},
@@ -183,7 +178,10 @@ def register(
             run_name="register", parent_run_id=os.environ.get(PARENT_ENV) or None,
             tags={"stage": "register", **(tags or {})},
         ):  # fmt: skip
-            challenger = evaluate(model_dir, refs, paths)
+            from hubert_ee.inference import Recognizer
+
+            challenger_rec = Recognizer.load(model_dir)
+            challenger = evaluate(challenger_rec, refs, paths)
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=str(Path(__file__).with_name("pyfunc_model.py")),  # no pickle
@@ -197,13 +195,13 @@ def register(
             champion = None
             try:
                 champ_v = client.get_model_version_by_alias(MODEL_NAME, "champion")
-                champ_dir = download_model(f"models:/{MODEL_NAME}@champion")
-                champion = evaluate(champ_dir, refs, paths)
+                champion_rec = Recognizer.load(download_model(f"models:/{MODEL_NAME}@champion"))
+                champion = evaluate(champion_rec, refs, paths)
             except Exception:  # noqa: BLE001 - no champion yet
                 champ_v = None
             speed = None
             if champion is not None and challenger.wer == champion.wer:
-                speed = compare_speed(model_dir, champ_dir, paths)
+                speed = compare_speed(challenger_rec, champion_rec, paths)
             promote, reason = promotion(challenger.wer, champion.wer if champion else None, speed)
             if champ_v is not None and not promote:
                 reason = f"v{champ_v.version}: {reason}"
