@@ -259,6 +259,14 @@ class CTCTrainParams(_Strict):
     freeze_encoder_steps: int = Field(
         default=0, ge=0, description="steps at the start that train only the output heads"
     )
+    encoder_lr_scale: float = Field(
+        default=1.0, gt=0, le=1, description="the encoder's peak lr as a fraction of the heads'"
+    )
+    schedule: Literal["linear", "tri_stage"] = Field(
+        default="linear",
+        description="linear: warm-up then linear decay; tri_stage: warm-up, hold to half, "
+        "exponential decay to 5% (fairseq's fine-tuning schedule)",
+    )
     weight_decay: float = Field(default=0.01, ge=0, le=1)
     clip_norm: float = Field(default=10.0, gt=0)
     mask_time_prob: float = Field(default=0.03, ge=0, lt=1)
@@ -282,7 +290,41 @@ class FinetuneParams(CTCTrainParams):
     scratch_arm: bool = Field(
         default=True, description="also fine-tune from random init with the same budget"
     )
+    scratch: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the scratch arm's own recipe: overrides of this section's training fields "
+        "(e.g. no head-only phase, encoder_lr_scale 1)",
+    )
+    lr_grid: list[float] = Field(
+        default_factory=list,
+        description="peak-lr candidates each arm chooses from on dev (empty: `lr` only)",
+    )
+    lr_probe_steps: int = Field(
+        default=100, ge=1, description="steps each lr candidate trains before the dev choice"
+    )
+    low_label_minutes: float = Field(
+        default=0.0, ge=0, description="also fine-tune both arms on this many minutes (0: off)"
+    )
+    low_label_max_steps: int = Field(default=200, ge=1)
     beam_size: int = Field(default=16, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _check_arms(self) -> FinetuneParams:
+        known = set(CTCTrainParams.model_fields)
+        unknown = sorted(set(self.scratch) - known)
+        if unknown:
+            raise ValueError(
+                f"finetune.scratch has unknown field(s) {unknown}; known: {sorted(known)}"
+            )
+        CTCTrainParams(**{**self.model_dump(include=known), **self.scratch})  # values valid?
+        if any(not 0 < lr <= 1 for lr in self.lr_grid):
+            raise ValueError(f"finetune.lr_grid values must be in (0, 1], got {self.lr_grid}")
+        if len(self.lr_grid) > 1 and self.lr_probe_steps >= self.max_steps:
+            raise ValueError(
+                f"finetune.lr_probe_steps ({self.lr_probe_steps}) must be below max_steps "
+                f"({self.max_steps}) for the lr grid to leave training after the choice"
+            )
+        return self
 
 
 class DistillParams(CTCTrainParams):

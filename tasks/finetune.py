@@ -7,10 +7,12 @@ teacher on the test split of every domain (greedy), plus beam search in-domain.
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -25,38 +27,75 @@ from hubert_ee.models.ctc_model import CTCModel
 from hubert_ee.models.encoder import HubertEncoder, reinit_top_layers
 from hubert_ee.plots import arm_curves
 from hubert_ee.tracking import StageTracker
-from hubert_ee.train.asr_data import ASRData, domain_split
+from hubert_ee.train.asr_data import ASRData, domain_split, subset_minutes
 from hubert_ee.train.checkpointing import fingerprint
 from hubert_ee.train.finetune import FinetuneConfig, FinetuneResult, finetune
+from hubert_ee.train.lr_choice import pick_lr
 from tasks.common import run_stage, stage_parser, write_metrics
 
 
 def train_arm(
     arm: str,
-    encoder: HubertEncoder,
+    make_model: Callable[[], CTCModel],
     params: Params,
     train: ASRData,
     dev: ASRData,
     state_dir: Path,
     stage_key: str,
     tracker: StageTracker,
-) -> tuple[CTCModel, FinetuneResult]:
+    recipe: dict,
+    tag: str = "",
+    probe: bool = True,
+) -> tuple[CTCModel, FinetuneResult, dict]:
+    """One arm: probe each lr of `finetune.lr_grid` on dev, continue the chosen one.
+
+    `recipe` overrides the section's training fields for this arm; `tag` names a variant (the
+    low-label runs) in the resume states and logs; `probe=False` trains `recipe`'s lr (or the
+    section's) without a grid. Returns the model, its run, and the choice
+    {"grid": [{lr, dev_wer, dev_cer}], "chosen": lr}."""
     ft = params.finetune
-    model = CTCModel(encoder, train.vocab, ft.uncertainty, ft.final_dropout)
-    cfg = FinetuneConfig.from_section(params.finetune, params.seed)
-    run_id = fingerprint({"arm": arm, "stage": stage_key})
+    name = arm + tag
 
-    def log(row: dict) -> None:
-        print(json.dumps({"arm": arm, **row}), flush=True)
-        tracker.log_metrics(
-            {f"{arm}/{k}": v for k, v in row.items() if k != "step"}, step=row["step"]
+    def cfg_for(lr: float) -> FinetuneConfig:
+        return FinetuneConfig.from_section(ft, params.seed, **{**recipe, "lr": lr})
+
+    def run(lr: float, stop_at: int | None) -> tuple[CTCModel, FinetuneResult]:
+        cfg = cfg_for(lr)
+        torch.manual_seed(params.seed)
+        model = make_model()
+        run_id = fingerprint({"arm": name, "lr": lr, "stage": stage_key})
+
+        def log(row: dict) -> None:
+            print(json.dumps({"arm": name, "lr": lr, **row}), flush=True)
+            tracker.log_metrics(
+                {f"{name}/{k}": v for k, v in row.items() if k != "step"}, step=row["step"]
+            )
+
+        state = state_dir / f"{name}-lr{lr:g}.pt"
+        result = finetune(
+            model, train, dev, cfg, state, run_id, torch.device("cpu"), log, stop_at=stop_at
         )
+        return model, result
 
-    print(f"fine-tuning the {arm} arm: {cfg.max_steps} steps at most, {len(train)} utterances")
-    result = finetune(
-        model, train, dev, cfg, state_dir / f"{arm}.pt", run_id, torch.device("cpu"), log
-    )
-    return model, result
+    grid = (list(ft.lr_grid) if probe else []) or [recipe.get("lr", ft.lr)]
+    probes = []
+    if len(grid) > 1:
+        for lr in grid:
+            print(f"{name}: probing lr {lr:g} for {ft.lr_probe_steps} steps")
+            _, r = run(lr, ft.lr_probe_steps)
+            probes.append({"lr": lr, "dev_wer": round(r.best["wer"], 5),
+                           "dev_cer": round(r.best["cer"], 5)})  # fmt: skip
+    chosen = pick_lr(probes) if probes else grid[0]
+    cfg = cfg_for(chosen)
+    print(f"fine-tuning the {name} arm at lr {chosen:g}: {cfg.max_steps} steps at most, "
+          f"{len(train)} utterances")  # fmt: skip
+    model, result = run(chosen, None)
+    return model, result, {"grid": probes, "chosen": chosen}
+
+
+def ctc_model(encoder: HubertEncoder, params: Params) -> CTCModel:
+    ft = params.finetune
+    return CTCModel(encoder, CharVocab(), ft.uncertainty, ft.final_dropout)
 
 
 def score(model: CTCModel, data: ASRData, batch_s: float) -> tuple[dict, list[torch.Tensor]]:
@@ -124,22 +163,32 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     pretrained = load_encoder(args.encoder)
     reinit_top_layers(pretrained, ft.reinit_top_layers, params.seed)
     state_dir = Path(args.state)
-    torch.manual_seed(params.seed)
-    model, result = train_arm(
-        "pretrained", pretrained, params, train, dev, state_dir, args.stage_key, tracker
-    )
-    results = {"pretrained": result}
-    metrics: dict = {
-        "params": sum(p.numel() for p in model.parameters()),
-        "steps": result.steps,
-        "best_step": result.best["step"],
-        "stopped_early": result.stopped_early,
-        "dev_wer": round(result.best["wer"], 5),
-        "train_audio_seconds_per_s": round(result.audio_seconds_per_s, 1),
-        "resumed_from_step": result.resumed_from,
-        "wer": {},
-        "cer": {},
+    arms: dict[str, tuple[Callable[[], CTCModel], dict]] = {
+        "pretrained": (lambda: ctc_model(copy.deepcopy(pretrained), params), {})
     }
+    if ft.scratch_arm:
+        arms["scratch"] = (lambda: ctc_model(HubertEncoder(pretrained.cfg), params), ft.scratch)
+    results: dict[str, FinetuneResult] = {}
+    models: dict[str, CTCModel] = {}
+    metrics: dict = {"lr_choice": {}}
+    for arm, (make, recipe) in arms.items():
+        models[arm], results[arm], metrics["lr_choice"][arm] = train_arm(
+            arm, make, params, train, dev, state_dir, args.stage_key, tracker, recipe
+        )
+    model, result = models["pretrained"], results["pretrained"]
+    metrics.update(
+        {
+            "params": sum(p.numel() for p in model.parameters()),
+            "steps": result.steps,
+            "best_step": result.best["step"],
+            "stopped_early": result.stopped_early,
+            "dev_wer": round(result.best["wer"], 5),
+            "train_audio_seconds_per_s": round(result.audio_seconds_per_s, 1),
+            "resumed_from_step": result.resumed_from,
+            "wer": {},
+            "cer": {},
+        }
+    )
     in_domain_lps = None
     for test_domain, data in tests.items():
         scores, lps = score(model, data, ft.eval_batch_seconds)
@@ -151,18 +200,26 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     metrics["decoding"] = beam_report(in_domain_lps, tests[domain], ft.beam_size, train_words)
     out = Path(args.out)
     save_ctc_model(model, out / "model.safetensors", {"domain": domain, "arm": "pretrained"})
-
     if ft.scratch_arm:
-        torch.manual_seed(params.seed)
-        scratch, s_result = train_arm(
-            "scratch", HubertEncoder(pretrained.cfg), params, train, dev, state_dir,
-            args.stage_key, tracker,
-        )  # fmt: skip
-        results["scratch"] = s_result
-        s_scores, _ = score(scratch, tests[domain], ft.eval_batch_seconds)
+        s_scores, _ = score(models["scratch"], tests[domain], ft.eval_batch_seconds)
         metrics["wer_scratch"] = {domain: round(s_scores["wer"], 5)}
         metrics["cer_scratch"] = {domain: round(s_scores["cer"], 5)}
-        metrics["dev_wer_scratch"] = round(s_result.best["wer"], 5)
+        metrics["dev_wer_scratch"] = round(results["scratch"].best["wer"], 5)
+    if ft.low_label_minutes > 0:
+        few = subset_minutes(train, ft.low_label_minutes, params.seed)
+        metrics["low_label_minutes"] = round(float(few.lengths().sum()) / 16000 / 60, 2)
+        for arm, (make, recipe) in arms.items():
+            low_recipe = {**recipe, "max_steps": ft.low_label_max_steps,
+                          "lr": metrics["lr_choice"][arm]["chosen"]}  # fmt: skip
+            low_model, low_result, _ = train_arm(
+                arm, make, params, few, dev, state_dir, args.stage_key, tracker, low_recipe,
+                tag="_low_label", probe=False,
+            )  # fmt: skip
+            results[f"{arm}_low_label"] = low_result
+            low_scores, _ = score(low_model, tests[domain], ft.eval_batch_seconds)
+            suffix = "" if arm == "pretrained" else f"_{arm}"
+            metrics[f"wer_low_label{suffix}"] = {domain: round(low_scores["wer"], 5)}
+            metrics[f"dev_wer_low_label{suffix}"] = round(low_result.best["wer"], 5)
     plots = Path(args.plots)
     write_curves(results, plots, f"fine-tuning the {domain} teacher")
     write_metrics(args.metrics, metrics, tracker)

@@ -38,8 +38,10 @@ def test_finetune_sigkill_then_rerun_ends_like_an_uninterrupted_run(smoke_ws, tm
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.time() + 120
-    state = killed / "state" / "pretrained.pt"
-    while not state.exists() and time.time() < deadline and proc.poll() is None:
+    states = killed / "state"  # the first lr probe's state appears first
+    while (
+        not any(states.glob("pretrained-lr*.pt")) and time.time() < deadline and proc.poll() is None
+    ):
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()

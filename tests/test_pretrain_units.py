@@ -94,7 +94,7 @@ def test_loss_is_cross_entropy_of_cosine_logits_over_masked_frames():
     # Recompute by hand from the pieces.
     enc = model.encoder
     x, valid, _ = enc.features(wave, lengths)
-    x = torch.where(mask[..., None], model.mask_embedding, x)
+    x = torch.where(mask[..., None], enc.mask_embedding, x)
     h = enc.layers(x, valid)[-1][mask]
     p = torch.nn.functional.normalize(model.final_proj(h), dim=-1)
     e = torch.nn.functional.normalize(model.label_embeddings, dim=-1)

@@ -160,6 +160,11 @@ def load_encoder(
         prefix = "student.encoder." if EXIT_KEY in meta else "encoder." if CTC_KEY in meta else ""
         if prefix:  # a fine-tuned / early-exit model: take its encoder
             state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        if "mask_embedding" not in state:
+            print(
+                f"{path} has no mask embedding (written before it was saved): a fresh one is used"
+            )
+            state["mask_embedding"] = model.mask_embedding.detach().clone()
         model.load_state_dict(state)
         return model.to(device)
     if cfg is None:

@@ -11,6 +11,7 @@ BASE_CONV = ((512, 10, 5),) + ((512, 3, 2),) * 4 + ((512, 2, 2),) * 2
 class EncoderConfig:
     frontend: str = "cnn"  # cnn (wav2vec 2.0 / HuBERT) | logmel (cheap, for CPU-sized models)
     n_mels: int = 80  # logmel only
+    logmel_norm: str = "utterance"  # logmel only: utterance (floor + per-band CMVN) | none
     conv_layers: tuple[tuple[int, int, int], ...] = BASE_CONV  # (channels, kernel, stride)
     extractor_mode: str = "group_norm"  # group_norm (Base) | layer_norm (Large)
     conv_bias: bool = False
@@ -39,6 +40,8 @@ class EncoderConfig:
             )
         if self.frontend not in ("cnn", "logmel"):
             raise ValueError(f"frontend must be cnn or logmel, got {self.frontend!r}")
+        if self.logmel_norm not in ("utterance", "none"):
+            raise ValueError(f"logmel_norm must be utterance or none, got {self.logmel_norm!r}")
         if self.extractor_mode not in ("group_norm", "layer_norm"):
             raise ValueError(
                 f"extractor_mode must be group_norm or layer_norm, got {self.extractor_mode!r}"
@@ -84,6 +87,7 @@ class EncoderConfig:
     @classmethod
     def from_dict(cls, d: dict) -> EncoderConfig:
         d = dict(d)
+        d.setdefault("logmel_norm", "none")  # checkpoints written before the field existed
         d["conv_layers"] = tuple(tuple(c) for c in d["conv_layers"])
         return cls(**d)
 

@@ -9,6 +9,7 @@ import torch
 from hubert_ee.models.encoder import HubertEncoder
 
 _PRETRAIN_PREFIX = "wav2vec2."
+_MASK_EMBEDDING = "mask_generator.mask_embedding"  # torchaudio's HuBERTPretrainModel
 _LEGACY_WEIGHT_NORM = {
     "weight_g": "parametrizations.weight.original0",
     "weight_v": "parametrizations.weight.original1",
@@ -19,6 +20,9 @@ def torchaudio_to_ours(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
     """Keep the encoder's tensors, under our names (which are torchaudio's)."""
     out = {}
     for key, value in state.items():
+        if key == _MASK_EMBEDDING:
+            out["mask_embedding"] = value
+            continue
         if key.startswith(_PRETRAIN_PREFIX):
             key = key[len(_PRETRAIN_PREFIX) :]
         if not key.startswith(("feature_extractor.", "encoder.")):
@@ -43,6 +47,7 @@ def load_torchaudio_weights(model: HubertEncoder, state: dict[str, torch.Tensor]
             f"checkpoint does not match the encoder configuration: shapes differ for {wrong[:3]} (checkpoint vs model)"
         )
     missing, unexpected = model.load_state_dict(converted, strict=False)
+    missing = [k for k in missing if k != "mask_embedding"]  # fine-tuned weights lack it
     if missing or unexpected:
         raise ValueError(
             "checkpoint does not match the encoder configuration: "

@@ -37,7 +37,6 @@ class CTCModel(nn.Module):
         self.freeze_frontend = freeze_frontend  # fine-tuning keeps the CNN fixed (DESIGN §6)
         dim = encoder.cfg.embed_dim
         self.encoder = encoder
-        self.mask_embedding = nn.Parameter(torch.empty(dim).uniform_())
         self.final_dropout = nn.Dropout(final_dropout)
         self.vocab_tokens = vocab.tokens
         self.head = nn.Linear(dim, len(vocab))
@@ -62,7 +61,7 @@ class CTCModel(nn.Module):
             wave, lengths, frontend_grad=not self.freeze_frontend
         )
         if time_mask is not None:
-            x = torch.where(time_mask[..., None], self.mask_embedding.to(x.dtype), x)
+            x = torch.where(time_mask[..., None], self.encoder.mask_embedding.to(x.dtype), x)
         if channel_mask is not None:
             x = x.masked_fill(channel_mask[:, None, :], 0.0)
         return x, valid, frame_lengths

@@ -51,9 +51,20 @@ class HubertEncoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.feature_extractor = (
-            LogMelFrontend(cfg.n_mels) if cfg.frontend == "logmel" else FeatureExtractor(cfg)
+            LogMelFrontend(cfg.n_mels, cfg.logmel_norm)
+            if cfg.frontend == "logmel"
+            else FeatureExtractor(cfg)
         )
         self.encoder = ContextEncoder(cfg)
+        # replaces masked frames in pretraining, and in fine-tuning's time masks (fairseq keeps
+        # it with the model, so fine-tuning feeds the vector the encoder learned)
+        self.mask_embedding = nn.Parameter(torch.empty(cfg.embed_dim).uniform_())
+
+    def frontend(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Front-end frames (batch, frames, frontend_dim), before the projection."""
+        if isinstance(self.feature_extractor, LogMelFrontend):
+            return self.feature_extractor(wave, lengths)
+        return self.feature_extractor(wave)
 
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return self.feature_extractor.output_lengths(lengths)
@@ -65,7 +76,7 @@ class HubertEncoder(nn.Module):
 
         `frontend_grad=False` runs the CNN without autograd (frozen during fine-tuning)."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and frontend_grad):
-            x = self.feature_extractor(wave)
+            x = self.frontend(wave, lengths)
         frame_lengths = None if lengths is None else self.frame_lengths(lengths)
         valid, _ = padding_masks(frame_lengths, x.shape[1])
         x = self.encoder.feature_projection(x)

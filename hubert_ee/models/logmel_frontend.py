@@ -1,17 +1,35 @@
 """Cheap front end for CPU-sized models: log-mel bands framed exactly like the CNN encoder
-(400-sample window, 320-sample hop → the same 50 Hz frames), no parameters to learn."""
+(400-sample window, 320-sample hop → the same 50 Hz frames), no parameters to learn.
+
+Raw log-mel differs by channel: a telephone band limit leaves the top bands at the numerical
+floor and noise lifts the bottom ones, so a model sees "which domain" before "which phone"
+(DESIGN §5). `norm="utterance"` therefore floors each utterance `top_db` below its own peak
+(torchaudio's AmplitudeToDB convention) and normalises every band to zero mean and unit
+variance over the utterance's valid frames (per-utterance CMVN, as Kaldi/ESPnet front ends do).
+"""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torchaudio
 from torch import nn
 
+_ABS_FLOOR = 1e-10  # power below this is digital silence
+_STD_FLOOR = 0.1  # nats; a band that is all floor stays ≈ 0 instead of being blown up
+
 
 class LogMelFrontend(nn.Module):
-    def __init__(self, n_mels: int, window: int = 400, hop: int = 320):
+    def __init__(
+        self, n_mels: int, norm: str = "utterance", top_db: float = 80.0, window: int = 400,
+        hop: int = 320,
+    ):  # fmt: skip
         super().__init__()
-        self.window, self.hop = window, hop
+        if norm not in ("utterance", "none"):
+            raise ValueError(f"log-mel norm must be utterance or none, got {norm!r}")
+        self.window, self.hop, self.norm = window, hop, norm
+        self.floor_nats = top_db / 10.0 * math.log(10.0)
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=16000,
             n_fft=window,
@@ -27,8 +45,27 @@ class LogMelFrontend(nn.Module):
             torch.div(lengths - self.window, self.hop, rounding_mode="floor") + 1, min=0
         )
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        """(batch, samples) → (batch, frames, n_mels)."""
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """(batch, samples) → (batch, frames, n_mels); `lengths` (samples) keeps padding out of
+        the per-utterance statistics."""
         with torch.autocast(wave.device.type, enabled=False):
-            x = self.mel(wave.float())
-        return torch.log(x + 1e-6).transpose(1, 2)
+            x = self.mel(wave.float()).transpose(1, 2)
+            if self.norm == "none":
+                return torch.log(x + 1e-6)
+            return self._normalise(torch.log(x.clamp_min(_ABS_FLOOR)), lengths)
+
+    def _normalise(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        frames = x.shape[1]
+        if lengths is None:
+            valid = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+        else:
+            n = self.output_lengths(lengths.to(x.device))
+            valid = torch.arange(frames, device=x.device)[None] < n[:, None]
+        w = valid[..., None].to(x.dtype)
+        peak = x.masked_fill(~valid[..., None], -math.inf).amax(dim=(1, 2), keepdim=True)
+        x = torch.maximum(x, peak - self.floor_nats)
+        count = w.sum(1, keepdim=True).clamp_min(1.0)
+        mean = (x * w).sum(1, keepdim=True) / count
+        var = ((x - mean) ** 2 * w).sum(1, keepdim=True) / count
+        x = (x - mean) / var.sqrt().clamp_min(_STD_FLOOR)
+        return x.masked_fill(~valid[..., None], 0.0)

@@ -38,7 +38,6 @@ class HubertPretrainModel(nn.Module):
         super().__init__()
         dim = encoder.cfg.embed_dim
         self.encoder = encoder
-        self.mask_embedding = nn.Parameter(torch.empty(dim).uniform_())
         self.final_proj = nn.Linear(dim, final_dim)
         self.label_embeddings = nn.Parameter(torch.empty(num_classes, final_dim).uniform_())
         self.temperature = temperature
@@ -55,13 +54,13 @@ class HubertPretrainModel(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """labels, mask: (batch, frames); returns loss (mean over masked frames) and accuracy."""
         enc = self.encoder
-        feats = enc.feature_extractor(wave)
+        feats = enc.frontend(wave, lengths)
         if self.training and self.feature_grad_mult != 1.0:
             feats = GradScale.apply(feats, self.feature_grad_mult)
         frame_lengths = enc.frame_lengths(lengths)
         valid = torch.arange(feats.shape[1], device=wave.device)[None] < frame_lengths[:, None]
         x = enc.encoder.feature_projection(feats).masked_fill(~valid[..., None], 0.0)
-        x = torch.where(mask[..., None], self.mask_embedding.to(x.dtype), x)
+        x = torch.where(mask[..., None], enc.mask_embedding.to(x.dtype), x)
         out = enc.layers(x, valid)[-1]
         logits = self.logits(out[mask])
         target = labels[mask].long()

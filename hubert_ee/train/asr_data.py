@@ -68,3 +68,12 @@ def domain_split(manifests: str | Path, split: str, domain: str, vocab: CharVoca
             f"(domains present: {sorted(df['domain'].unique())})"
         )
     return ASRData(sel, vocab)
+
+
+def subset_minutes(data: ASRData, minutes: float, seed: int) -> ASRData:
+    """A seeded random subset of whole utterances with at least `minutes` of audio (all of
+    `data` when it holds less): the low-label arm's training set."""
+    order = np.random.default_rng(seed).permutation(len(data))
+    seconds = data.lengths()[order] / 16000
+    n = int(np.searchsorted(np.cumsum(seconds), minutes * 60)) + 1
+    return ASRData(data.rows.iloc[np.sort(order[:n])], data.vocab)

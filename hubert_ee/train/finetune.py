@@ -2,8 +2,11 @@
 
 Schedule (fairseq's wav2vec 2.0 / HuBERT fine-tuning recipes, scaled down): the CNN front end
 never trains; for the first `freeze_encoder_steps` only the output heads train (a randomly
-initialised head would otherwise push large gradients into the pretrained Transformer); time
-and channel masks on the projected features act as SpecAugment. Every `eval_every` steps the
+initialised head would otherwise push large gradients into the pretrained Transformer); then
+the Transformer trains at `encoder_lr_scale` x the heads' lr, so that what pretraining learned
+is adapted rather than overwritten (`schedule: tri_stage` is fairseq's warm-up/hold/decay);
+time masks (with the encoder's pretrained mask embedding) and channel masks on the projected
+features act as SpecAugment. Every `eval_every` steps the
 dev WER (greedy) is measured; the best model so far is kept in the resume state, and training
 stops after `patience` evaluations without improvement (counted once the model has left the
 all-blank plateau, CER < 1).
@@ -46,15 +49,21 @@ class FinetuneConfig:
     eval_every: int
     patience: int
     seed: int
+    encoder_lr_scale: float = 1.0  # the encoder's peak lr as a fraction of the heads'
+    schedule: str = "linear"  # a key of hubert_ee.train.optim.SCHEDULES
 
     @classmethod
-    def from_section(cls, section, seed: int) -> FinetuneConfig:
-        """From a params section with the CTC loop's fields (`finetune`, `distill`)."""
+    def from_section(cls, section, seed: int, **overrides) -> FinetuneConfig:
+        """From a params section with the CTC loop's fields (`finetune`, `distill`); `overrides`
+        replace fields (an arm's own recipe, a probed lr)."""
         names = {f.name for f in fields(cls)} - {"seed", "uncertainty_samples"}
         samples = section.uncertainty_samples if section.uncertainty else 0
-        return cls(
-            **{n: getattr(section, n) for n in names}, uncertainty_samples=samples, seed=seed
-        )
+        values = {n: getattr(section, n) for n in names}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ValueError(f"unknown CTC training field(s) {unknown}; known: {sorted(names)}")
+        values.update(overrides)
+        return cls(**values, uncertainty_samples=samples, seed=seed)
 
 
 Objective = Callable[[CTCOutput, dict, torch.Generator], tuple[torch.Tensor, dict]]
@@ -104,7 +113,7 @@ def masks(
 def _encoder_trainable(model: CTCModel, flag: bool) -> None:
     for p in model.encoder.encoder.parameters():
         p.requires_grad_(flag)
-    model.mask_embedding.requires_grad_(flag)
+    model.encoder.mask_embedding.requires_grad_(flag)
 
 
 def dev_scores(
@@ -136,6 +145,7 @@ def finetune(
     objective: Objective | None = None,
     collate: Callable[[list], dict] = collate_asr,
     score_dev: Callable[[torch.nn.Module, ASRData], dict[str, float]] | None = None,
+    stop_at: int | None = None,
 ) -> FinetuneResult:
     """Train in place; on return `model` holds the best (lowest dev WER) weights.
 
@@ -143,17 +153,32 @@ def finetune(
     and the batch to (loss, {name: logged value}) (default: CTC averaged over the uncertainty
     samples; distillation and the exit branches pass their own); `score_dev` gives the dev
     WER/CER that early stopping follows (default: greedy on the model's final head).
+    `stop_at` pauses after that step (dev-scored, state saved); a later call with the same
+    state path continues on the same schedule (the lr probes of `lr_choice`).
     """
     objective = objective or ctc_objective(cfg.uncertainty_samples)
     score_dev = score_dev or (lambda m, d: dev_scores(m, d, cfg.max_batch_seconds, device))
     model.to(device).train()
     for p in model.encoder.feature_extractor.parameters():
         p.requires_grad_(False)
+    encoder_ids = {id(p) for p in model.encoder.parameters()}
     params = [p for p in model.parameters() if p.requires_grad]  # frozen parts stay out
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
+    heads = [p for p in params if id(p) not in encoder_ids]
+    body = [p for p in params if id(p) in encoder_ids]
     opt, sched = adamw_with_schedule(
-        decay, no_decay, cfg.lr, cfg.weight_decay, cfg.warmup_steps, cfg.max_steps, eps=1e-8
+        [p for p in heads if p.ndim >= 2],
+        [p for p in heads if p.ndim < 2],
+        cfg.lr,
+        cfg.weight_decay,
+        cfg.warmup_steps,
+        cfg.max_steps,
+        eps=1e-8,
+        schedule=cfg.schedule,
+        scaled=(
+            [p for p in body if p.ndim >= 2],
+            [p for p in body if p.ndim < 2],
+            cfg.encoder_lr_scale,
+        ),
     )
     step, epoch, batch_pos = 0, 0, 0
     history: list[dict] = []
@@ -206,7 +231,8 @@ def finetune(
     batches, batches_epoch = [], -1
     audio_s, t_start = 0.0, time.perf_counter()
     stopped_early = stale >= cfg.patience
-    while step < cfg.max_steps and not stopped_early:
+    last = cfg.max_steps if stop_at is None else min(stop_at, cfg.max_steps)
+    while step < last and not stopped_early:
         if batches_epoch != epoch:
             batches, batches_epoch = bucket_batches(lengths, max_samples, cfg.seed, epoch), epoch
         idx = batches[batch_pos]
@@ -248,7 +274,7 @@ def finetune(
         if out.variance is not None:
             row["mean_variance"] = round(float(out.variance.detach().mean()), 5)
         history.append(row)
-        if step % cfg.eval_every == 0 or step == cfg.max_steps:
+        if step % cfg.eval_every == 0 or step in (cfg.max_steps, last):
             scores = score_dev(model, dev)
             evals.append({"step": step, **{k: round(v, 5) for k, v in scores.items()}})
             if (scores["wer"], scores["cer"]) < (best["wer"], best["cer"]):

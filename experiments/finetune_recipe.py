@@ -1,0 +1,99 @@
+"""Which fine-tuning recipe keeps what pretraining learned (issue 13, DESIGN §6)?
+
+Fine-tunes one domain's CTC model from a pretrained encoder (and from scratch) under recipe
+variants (overrides of params.yaml's `finetune` fields, plus `reinit_top_layers`), on the same
+data and budget, and prints one JSON object: every variant's dev WER/CER curve and best dev
+WER. Dev only: test splits are never read. The decision it informs goes into params.yaml with
+the command that produced it.
+
+Run: `python experiments/finetune_recipe.py models/pretrain_iter2/encoder.safetensors
+      --domain read --steps 250 --out experiments/results/finetune_recipe.json`
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from hubert_ee.config import load_params
+from hubert_ee.decode.vocab import CharVocab
+from hubert_ee.models.checkpoint import load_encoder
+from hubert_ee.models.ctc_model import CTCModel
+from hubert_ee.models.encoder import HubertEncoder, reinit_top_layers
+from hubert_ee.train.asr_data import domain_split
+from hubert_ee.train.finetune import FinetuneConfig, finetune
+
+MASKS = {"mask_time_prob": 0.05, "mask_channel_prob": 0.01}
+VARIANTS = {
+    # the recipe before issue 13: every weight at 3e-3 from step 0, top 2 layers re-initialised
+    "old_pretrained": ("pretrained", {"lr": 3e-3, "reinit_top_layers": 2}),
+    "old_scratch": ("scratch", {"lr": 3e-3}),
+    # fairseq-like: head-only phase, encoder at a fraction of the heads' lr, tri-stage, masks
+    "new_pretrained_s0.1": ("pretrained", {"lr": 3e-3, "freeze_encoder_steps": 50,
+        "encoder_lr_scale": 0.1, "schedule": "tri_stage", **MASKS}),
+    "new_pretrained_s0.3": ("pretrained", {"lr": 3e-3, "freeze_encoder_steps": 50,
+        "encoder_lr_scale": 0.3, "schedule": "tri_stage", **MASKS}),
+    "new_scratch": ("scratch", {"lr": 3e-3, "schedule": "tri_stage", **MASKS}),
+}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("encoder")
+    ap.add_argument("--domain", default="read")
+    ap.add_argument("--steps", type=int, default=250)
+    ap.add_argument("--eval-every", type=int, default=50)
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--manifests", default="data/prepared")
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--out", help="also write the JSON here")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    params = load_params(args.params)
+    vocab = CharVocab()
+    train = domain_split(args.manifests, "train", args.domain, vocab)
+    dev = domain_split(args.manifests, "dev", args.domain, vocab)
+    pretrained = load_encoder(args.encoder)
+    report: dict = {"encoder": args.encoder, "domain": args.domain, "steps": args.steps,
+                    "variants": {}}  # fmt: skip
+    for name in args.variants.split(","):
+        init, over = VARIANTS[name]
+        over = dict(over)
+        reinit = over.pop("reinit_top_layers", 0)
+        cfg = FinetuneConfig.from_section(
+            params.finetune, params.seed, **{"encoder_lr_scale": 1.0, "freeze_encoder_steps": 0,
+            "schedule": "linear", "mask_time_prob": 0.0, "mask_channel_prob": 0.0,
+            "warmup_steps": max(1, args.steps // 10), **over, "max_steps": args.steps,
+            "eval_every": args.eval_every, "patience": 100},
+        )  # fmt: skip
+        torch.manual_seed(params.seed)
+        if init == "pretrained":
+            enc = copy.deepcopy(pretrained)
+            reinit_top_layers(enc, reinit, params.seed)
+        else:
+            enc = HubertEncoder(pretrained.cfg)
+        model = CTCModel(enc, vocab, params.finetune.uncertainty, params.finetune.final_dropout)
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            r = finetune(model, train, dev, cfg, Path(tmp) / "s.pt", name, torch.device("cpu"))
+        row = {"init": init, "overrides": VARIANTS[name][1], "best_dev_wer": round(r.best["wer"], 4),
+               "best_dev_cer": round(r.best["cer"], 4), "best_step": r.best["step"],
+               "dev_curve": r.evals, "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
+        report["variants"][name] = row
+        print(json.dumps({name: {k: row[k] for k in ("best_dev_wer", "best_dev_cer", "wall_s")}}),
+              flush=True)  # fmt: skip
+    text = json.dumps(report, indent=1)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
