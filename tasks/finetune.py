@@ -30,7 +30,7 @@ from hubert_ee.tracking import StageTracker
 from hubert_ee.train.asr_data import ASRData, domain_split, subset_minutes
 from hubert_ee.train.checkpointing import fingerprint
 from hubert_ee.train.finetune import FinetuneConfig, FinetuneResult, finetune
-from hubert_ee.train.lr_choice import pick_lr
+from hubert_ee.train.lr_choice import pick_lr, probe_result
 from tasks.common import run_stage, stage_parser, write_metrics
 
 
@@ -83,8 +83,7 @@ def train_arm(
         for lr in grid:
             print(f"{name}: probing lr {lr:g} for {ft.lr_probe_steps} steps")
             _, r = run(lr, ft.lr_probe_steps)
-            probes.append({"lr": lr, "dev_wer": round(r.best["wer"], 5),
-                           "dev_cer": round(r.best["cer"], 5)})  # fmt: skip
+            probes.append(probe_result(lr, r.evals, ft.lr_probe_steps))
     chosen = pick_lr(probes) if probes else grid[0]
     cfg = cfg_for(chosen)
     print(f"fine-tuning the {name} arm at lr {chosen:g}: {cfg.max_steps} steps at most, "

@@ -13,7 +13,7 @@ from hubert_ee.models.config import EncoderConfig, tiny
 from hubert_ee.models.encoder import HubertEncoder
 from hubert_ee.models.logmel_frontend import LogMelFrontend
 from hubert_ee.train.asr_data import ASRData, subset_minutes
-from hubert_ee.train.lr_choice import pick_lr
+from hubert_ee.train.lr_choice import pick_lr, probe_result
 
 
 def test_lowest_dev_wer_wins_then_cer_then_the_smaller_lr():
@@ -30,6 +30,17 @@ def test_lowest_dev_wer_wins_then_cer_then_the_smaller_lr():
     assert pick_lr(tie) == 1e-3
     with pytest.raises(ValueError, match="no lr probes"):
         pick_lr([])
+
+
+def test_a_probe_is_scored_on_its_own_steps_even_after_the_run_went_on():
+    evals = [
+        {"step": 50, "wer": 0.9, "cer": 0.5},
+        {"step": 100, "wer": 0.8, "cer": 0.4},
+        {"step": 300, "wer": 0.3, "cer": 0.1},  # the chosen run continued past the probe
+    ]
+    assert probe_result(1e-3, evals, 100) == {"lr": 1e-3, "dev_wer": 0.8, "dev_cer": 0.4}
+    with pytest.raises(ValueError, match="no dev evaluation"):
+        probe_result(1e-3, evals[2:], 100)
 
 
 def _data(seconds: list[float]) -> ASRData:
