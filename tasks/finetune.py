@@ -78,17 +78,22 @@ def train_arm(
         return model, result
 
     grid = (list(ft.lr_grid) if probe else []) or [recipe.get("lr", ft.lr)]
-    probes = []
+    probes, probe_runs = [], {}
     if len(grid) > 1:
         for lr in grid:
             print(f"{name}: probing lr {lr:g} for {ft.lr_probe_steps} steps")
-            _, r = run(lr, ft.lr_probe_steps)
-            probes.append(probe_result(lr, r.evals, ft.lr_probe_steps))
+            _, probe_runs[lr] = run(lr, ft.lr_probe_steps)
+            probes.append(probe_result(lr, probe_runs[lr].evals, ft.lr_probe_steps))
     chosen = pick_lr(probes) if probes else grid[0]
     cfg = cfg_for(chosen)
     print(f"fine-tuning the {name} arm at lr {chosen:g}: {cfg.max_steps} steps at most, "
           f"{len(train)} utterances")  # fmt: skip
     model, result = run(chosen, None)
+    probe = probe_runs.get(chosen)
+    if probe is not None and result.resumed_from == probe.steps:
+        # continuing the probe made a moment ago is not a resume: report where the probe
+        # itself picked up (0 unless an earlier, killed run had left its state)
+        result.resumed_from = probe.resumed_from
     return model, result, {"grid": probes, "chosen": chosen}
 
 

@@ -121,9 +121,9 @@ def test_init_checkpoint_with_zero_steps_imports_the_weights(smoke_ws, tmp_path)
     cfg = load_params(smoke_ws / "params.yaml").model.encoder_config()
     torch.manual_seed(123)
     public = HubertEncoder(cfg).state_dict()
-    torch.save(
-        {f"wav2vec2.{k}": v for k, v in public.items()}, tmp_path / "public.pt"
-    )  # pretrain-model layout
+    layout = {f"wav2vec2.{k}": v for k, v in public.items() if k != "mask_embedding"}
+    layout["mask_generator.mask_embedding"] = public["mask_embedding"]
+    torch.save(layout, tmp_path / "public.pt")  # torchaudio's HuBERTPretrainModel layout
     p = yaml.safe_load((smoke_ws / "params.yaml").read_text())
     p["model"]["init_checkpoint"] = str(tmp_path / "public.pt")
     p["pretrain"]["max_steps"] = 0
