@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import torch
+from report import emit  # experiments/report.py (the script's folder is on sys.path)
 
 from hubert_ee.config import load_params
 from hubert_ee.decode.vocab import CharVocab
@@ -88,11 +89,7 @@ def main() -> None:
         report["variants"][name] = row
         print(json.dumps({name: {k: row[k] for k in ("best_dev_wer", "best_dev_cer", "wall_s")}}),
               flush=True)  # fmt: skip
-    text = json.dumps(report, indent=1)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
-    print(text)
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

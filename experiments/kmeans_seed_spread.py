@@ -17,6 +17,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from report import emit  # experiments/report.py (the script's folder is on sys.path)
+
 from hubert_ee.cluster.labelling import kmeans_labels
 from hubert_ee.config import load_params
 from hubert_ee.data.manifest import load_split
@@ -59,11 +61,7 @@ def main() -> None:
     diff = [round(rows["layer"][s]["pnmi"] - rows["mfcc"][s]["pnmi"], 4) for s in seeds]
     report = {"iteration": args.iteration, "k": it.k, "seeds": seeds, "per_seed": rows,
               "summary": summary, "pnmi_layer_minus_mfcc": diff}  # fmt: skip
-    text = json.dumps(report, indent=1)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
-    print(text)
+    emit(report, args.out)
 
 
 if __name__ == "__main__":
