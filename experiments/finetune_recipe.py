@@ -6,8 +6,13 @@ data and budget, and prints one JSON object: every variant's dev WER/CER curve a
 WER. Dev only: test splits are never read. The decision it informs goes into params.yaml with
 the command that produced it.
 
+Variant sets (`--set`): `recipe` (which schedule keeps pretraining; 250 steps of 20 s
+batches), `batch` (more, smaller updates for the same audio: every variant sees the same
+number of audio seconds, so steps = budget / batch seconds; head-only phase and warm-up are
+10 % of each variant's steps).
+
 Run: `python experiments/finetune_recipe.py models/pretrain_iter2/encoder.safetensors
-      --domain read --steps 250 --out experiments/results/finetune_recipe.json`
+      --domain read --set recipe --steps 250 --out experiments/results/finetune_recipe.json`
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from hubert_ee.train.asr_data import domain_split
 from hubert_ee.train.finetune import FinetuneConfig, finetune
 
 MASKS = {"mask_time_prob": 0.05, "mask_channel_prob": 0.01}
-VARIANTS = {
+RECIPE = {
     # the recipe before issue 13: every weight at 3e-3 from step 0, top 2 layers re-initialised
     "old_pretrained": ("pretrained", {"lr": 3e-3, "reinit_top_layers": 2}),
     "old_scratch": ("scratch", {"lr": 3e-3}),
@@ -42,6 +47,27 @@ VARIANTS = {
         "encoder_lr_scale": 0.3, "schedule": "tri_stage", **MASKS}),
     "new_scratch": ("scratch", {"lr": 3e-3, "schedule": "tri_stage", **MASKS}),
 }  # fmt: skip
+NEW = {"schedule": "tri_stage", **MASKS}
+
+
+def _per_batch(batch_s: float, budget_s: float, extra: dict, freeze: bool) -> dict:
+    steps = int(budget_s / batch_s)
+    tenth = max(1, steps // 10)
+    return {"max_batch_seconds": batch_s, "max_steps": steps, "warmup_steps": tenth,
+            "eval_every": max(1, steps // 5), "freeze_encoder_steps": tenth if freeze else 0,
+            **NEW, **extra}  # fmt: skip
+
+
+BUDGET_S = 6000.0  # audio seconds per variant in the `batch` set (0.6 of the default's 500 x 20 s)
+BATCH = {
+    "scratch_b20": ("scratch", _per_batch(20, BUDGET_S, {"lr": 1e-3}, False)),
+    "scratch_b8": ("scratch", _per_batch(8, BUDGET_S, {"lr": 1e-3}, False)),
+    "pretrained_b20_s0.1": ("pretrained", _per_batch(20, BUDGET_S, {"lr": 3e-3, "encoder_lr_scale": 0.1}, True)),
+    "pretrained_b8_s0.1": ("pretrained", _per_batch(8, BUDGET_S, {"lr": 3e-3, "encoder_lr_scale": 0.1}, True)),
+    "pretrained_b8_s0.3": ("pretrained", _per_batch(8, BUDGET_S, {"lr": 3e-3, "encoder_lr_scale": 0.3}, True)),
+    "pretrained_b8_s1.0": ("pretrained", _per_batch(8, BUDGET_S, {"lr": 1e-3, "encoder_lr_scale": 1.0}, True)),
+}  # fmt: skip
+SETS = {"recipe": RECIPE, "batch": BATCH}
 
 
 def main() -> None:
@@ -50,7 +76,8 @@ def main() -> None:
     ap.add_argument("--domain", default="read")
     ap.add_argument("--steps", type=int, default=250)
     ap.add_argument("--eval-every", type=int, default=50)
-    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--set", choices=sorted(SETS), default="recipe")
+    ap.add_argument("--variants", help="comma-separated subset of the set's variants")
     ap.add_argument("--manifests", default="data/prepared")
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--out", help="also write the JSON here")
@@ -61,17 +88,18 @@ def main() -> None:
     train = domain_split(args.manifests, "train", args.domain, vocab)
     dev = domain_split(args.manifests, "dev", args.domain, vocab)
     pretrained = load_encoder(args.encoder)
-    report: dict = {"encoder": args.encoder, "domain": args.domain, "steps": args.steps,
-                    "variants": {}}  # fmt: skip
-    for name in args.variants.split(","):
-        init, over = VARIANTS[name]
+    variants = SETS[args.set]
+    report: dict = {"encoder": args.encoder, "domain": args.domain, "set": args.set,
+                    "steps": args.steps, "variants": {}}  # fmt: skip
+    for name in args.variants.split(",") if args.variants else variants:
+        init, over = variants[name]
         over = dict(over)
         reinit = over.pop("reinit_top_layers", 0)
         cfg = FinetuneConfig.from_section(
             params.finetune, params.seed, **{"encoder_lr_scale": 1.0, "freeze_encoder_steps": 0,
             "schedule": "linear", "mask_time_prob": 0.0, "mask_channel_prob": 0.0,
-            "warmup_steps": max(1, args.steps // 10), **over, "max_steps": args.steps,
-            "eval_every": args.eval_every, "patience": 100},
+            "warmup_steps": max(1, args.steps // 10), "max_steps": args.steps,
+            "eval_every": args.eval_every, **over, "patience": 100},
         )  # fmt: skip
         torch.manual_seed(params.seed)
         if init == "pretrained":
@@ -83,7 +111,7 @@ def main() -> None:
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             r = finetune(model, train, dev, cfg, Path(tmp) / "s.pt", name, torch.device("cpu"))
-        row = {"init": init, "overrides": VARIANTS[name][1], "best_dev_wer": round(r.best["wer"], 4),
+        row = {"init": init, "overrides": variants[name][1], "best_dev_wer": round(r.best["wer"], 4),
                "best_dev_cer": round(r.best["cer"], 4), "best_step": r.best["step"],
                "dev_curve": r.evals, "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
         report["variants"][name] = row

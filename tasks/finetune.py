@@ -19,8 +19,9 @@ import torch
 
 from hubert_ee.config import Params
 from hubert_ee.decode.ctc import BeamDecoder, greedy_decode
-from hubert_ee.decode.emissions import emissions, greedy_scores
+from hubert_ee.decode.emissions import emissions, greedy_scores, outputs
 from hubert_ee.decode.vocab import CharVocab
+from hubert_ee.metrics.uncertainty import uncertainty_quality
 from hubert_ee.metrics.wer import cer, wer
 from hubert_ee.models.checkpoint import load_encoder, save_ctc_model
 from hubert_ee.models.ctc_model import CTCModel
@@ -193,6 +194,10 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
             "cer": {},
         }
     )
+    if model.variance_head is not None:  # is σ² informative? (dev; DESIGN §6)
+        quality = uncertainty_quality(outputs(model, dev, ft.eval_batch_seconds, torch.device("cpu")),
+                                      dev.texts(), vocab)  # fmt: skip
+        metrics["uncertainty"] = {k: round(v, 4) for k, v in quality.items()}
     in_domain_lps = None
     for test_domain, data in tests.items():
         scores, lps = score(model, data, ft.eval_batch_seconds)

@@ -86,21 +86,53 @@ def test_sampled_ctc_loss():
         plain.item(), rel=1e-6
     )
     assert sampled_ctc_loss(logits, None, lengths, targets, tlen, 4).item() == plain.item()
-    # with noise: the exact mean of the S per-sample losses for the same ε draws
+    # with noise: −log of the mean likelihood over the same S ε draws, per utterance, then
+    # ÷ target length and averaged over the batch
     var = torch.full_like(logits, 0.5)
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     got = sampled_ctc_loss(logits, var, lengths, targets, tlen, 3, generator=g1)
-    want = (
-        sum(
-            ctc_loss(
-                logits + 0.5**0.5 * torch.randn(logits.shape, generator=g2), lengths, targets, tlen
-            )
-            for _ in range(3)
-        )
-        / 3
-    )
-    assert got.item() == pytest.approx(want.item(), rel=1e-5)
+    draws = [logits + 0.5**0.5 * torch.randn(logits.shape, generator=g2) for _ in range(3)]
+    want = 0.0
+    for b, (start, n) in enumerate(((0, 3), (3, 2))):
+        likelihoods = [
+            math.exp(-n * ctc_loss(d[b : b + 1], lengths[b : b + 1], targets[start : start + n],
+                                   tlen[b : b + 1]).item())
+            for d in draws
+        ]  # fmt: skip
+        want += -math.log(sum(likelihoods) / 3) / n / 2
+    assert got.item() == pytest.approx(want, rel=1e-5)
     assert got.item() != pytest.approx(plain.item(), rel=1e-3)
+
+
+def test_integrated_likelihood_rewards_variance_only_where_the_logits_are_wrong():
+    """The review's finding (issue 14): averaging CTC over noise samples is minimised by σ² → 0.
+    Integrating the likelihood instead, logits that do not explain the target want a larger
+    σ², logits that do want a small one."""
+    frames, classes = 6, len(V)
+    targets, tlen, lengths = torch.tensor([5, 6]), torch.tensor([2]), torch.tensor([frames])
+    wrong = 2.0 * torch.randn(1, frames, classes, generator=torch.Generator().manual_seed(0))
+    right = torch.zeros(1, frames, classes)
+    right[0, :, 0] = 8.0
+    right[0, 1, 5] = right[0, 4, 6] = 16.0  # blank, 5, blank, blank, 6, blank
+
+    def integrated(logits: torch.Tensor, var: float) -> float:
+        g = torch.Generator().manual_seed(0)
+        v = torch.full_like(logits, var)
+        return sampled_ctc_loss(logits, v, lengths, targets, tlen, 64, generator=g).item()
+
+    def averaged(logits: torch.Tensor, var: float) -> float:  # the recipe before issue 14
+        g = torch.Generator().manual_seed(0)
+        draws = (logits + var**0.5 * torch.randn(logits.shape, generator=g) for _ in range(64))
+        return sum(ctc_loss(d, lengths, targets, tlen).item() for d in draws) / 64
+
+    grid = [0.018, 0.25, 1.0, 4.0]
+    on_wrong = [integrated(wrong, v) for v in grid]
+    on_right = [integrated(right, v) for v in grid]
+    assert on_wrong == sorted(on_wrong, reverse=True)  # variance explains the error
+    assert on_right == sorted(on_right)  # and only costs where the logits are right
+    assert on_right[0] < on_right[-1]
+    averaged_wrong = [averaged(wrong, v) for v in grid]
+    assert averaged_wrong == sorted(averaged_wrong)  # the old loss: σ² → 0 everywhere
 
 
 def test_sampled_loss_trains_the_variance_head():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -73,3 +74,31 @@ def test_student_is_cut_from_the_teacher():
     assert report["encoder.transformer.layers.0.attention.q_proj.weight"] == "sliced"
     with pytest.raises(ValueError, match="unknown student encoder field"):
         student_config(teacher.cfg, {"width": 3})
+
+
+def test_teacher_output_store_keeps_small_variances(tmp_path):
+    """σ² is matched after normalisation, so its small values matter: the cache must not round
+    them away (float16 turns a σ² of 1e-9 into 0)."""
+    import pandas as pd
+    import soundfile as sf
+
+    from hubert_ee.decode.vocab import CharVocab
+    from hubert_ee.models.ctc_model import CTCModel
+    from hubert_ee.train.teacher_outputs import cache_split, teacher_frames
+
+    torch.manual_seed(0)
+    model = CTCModel(HubertEncoder(tiny()), CharVocab(), uncertainty=True).eval()
+    torch.nn.init.constant_(model.variance_head.bias, -21.0)  # softplus(-21) ≈ 7.6e-10
+    wave = (0.1 * torch.randn(8000)).numpy()
+    sf.write(tmp_path / "a.wav", wave, 16000)
+    rows = pd.DataFrame(
+        [{"id": "a", "path": str(tmp_path / "a.wav"), "start": 0.0, "duration": 0.5,
+          "num_samples": 8000}]
+    )  # fmt: skip
+    store = cache_split(model, rows, tmp_path / "store", 1, 10.0, "test")
+    [(uid, stored)] = list(store)
+    expected = teacher_frames(model, [sf.read(tmp_path / "a.wav", dtype="float32")[0]])[0]
+    classes = model.head.out_features
+    assert uid == "a" and stored.shape == expected.shape
+    assert (stored[:, classes:] > 0).all()
+    np.testing.assert_allclose(stored[:, classes:], expected[:, classes:], rtol=1e-6)

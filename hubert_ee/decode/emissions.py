@@ -11,22 +11,31 @@ from hubert_ee.train.asr_data import ASRData, collate_asr
 from hubert_ee.train.batching import bucket_batches
 
 
-@torch.no_grad()
 def emissions(
     model: torch.nn.Module, data: ASRData, max_batch_seconds: float, device: torch.device
 ) -> list[torch.Tensor]:
     """(frames, classes) log-softmax of the plain logits f_t per utterance (float32, CPU)."""
+    return [lp for lp, _ in outputs(model, data, max_batch_seconds, device)]
+
+
+@torch.no_grad()
+def outputs(
+    model: torch.nn.Module, data: ASRData, max_batch_seconds: float, device: torch.device
+) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """(log-softmax of f_t, σ²_t or None) per utterance, (frames, classes) float32 on CPU."""
     was_training = model.training
     model.eval()
-    out: list[torch.Tensor | None] = [None] * len(data)
+    out: list = [None] * len(data)
     for idx in bucket_batches(data.lengths(), int(max_batch_seconds * 16000), seed=0, epoch=0):
         batch = collate_asr([data[i] for i in idx])
         res = model(batch["wave"].to(device), batch["lengths"].to(device))
         lp = F.log_softmax(res.logits.float(), dim=-1).cpu()
+        var = None if res.variance is None else res.variance.float().cpu()
         for j, i in enumerate(idx):
-            out[i] = lp[j, : int(res.frame_lengths[j])]
+            n = int(res.frame_lengths[j])
+            out[i] = (lp[j, :n], None if var is None else var[j, :n])
     model.train(was_training)
-    return out  # type: ignore[return-value]
+    return out
 
 
 def greedy_scores(log_probs: list[torch.Tensor], data: ASRData) -> dict[str, float]:

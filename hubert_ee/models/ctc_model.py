@@ -1,8 +1,8 @@
 """Encoder + CTC head + aleatoric-uncertainty head (DESIGN §6; Kendall & Gal 2017).
 
 The variance head predicts σ²_t = softplus(W h_t) per frame and class. Training samples
-g_t = f_t + σ_t ⊙ ε and averages the CTC loss over S samples (hubert_ee/train/losses.py);
-inference uses the plain logits f_t. Distillation matches the (normalized) σ² of the teachers.
+g_t = f_t + σ_t ⊙ ε and integrates the CTC likelihood over S samples
+(hubert_ee/train/losses.py); inference uses the plain logits f_t. Distillation matches the (normalized) σ² of the teachers.
 """
 
 from __future__ import annotations

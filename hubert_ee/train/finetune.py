@@ -150,8 +150,8 @@ def finetune(
     """Train in place; on return `model` holds the best (lowest dev WER) weights.
 
     `model(wave, lengths, time_mask, channel_mask)` gives a CTCOutput; `objective` maps it
-    and the batch to (loss, {name: logged value}) (default: CTC averaged over the uncertainty
-    samples; distillation and the exit branches pass their own); `score_dev` gives the dev
+    and the batch to (loss, {name: logged value}) (default: the CTC likelihood integrated
+    over the uncertainty samples; distillation and the exit branches pass their own); `score_dev` gives the dev
     WER/CER that early stopping follows (default: greedy on the model's final head).
     `stop_at` pauses after that step (dev-scored, state saved); a later call with the same
     state path continues on the same schedule (the lr probes of `lr_choice`).

@@ -1,4 +1,5 @@
-"""Training losses of the CTC models: CTC with sampled aleatoric noise (DESIGN §6).
+"""Training losses of the CTC models: CTC with its likelihood integrated over sampled
+aleatoric noise (DESIGN §6), and the distillation terms (DESIGN §7).
 
 CTC is normalised per utterance by its target length and averaged over the batch
 (`reduction="mean"`, as ESPnet/torchaudio recipes do); `zero_infinity` keeps an utterance whose
@@ -6,6 +7,8 @@ transcript is too long for its frames from poisoning the batch.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +28,27 @@ def ctc_loss(
     )
 
 
+def ctc_nll(
+    logits: torch.Tensor,
+    frame_lengths: torch.Tensor,
+    targets: torch.Tensor,
+    target_lengths: torch.Tensor,
+    blank: int = 0,
+) -> torch.Tensor:
+    """−log p(y | x) per utterance, (batch,); an infeasible utterance (transcript longer than
+    its frames allow) gives 0, as `zero_infinity` does."""
+    log_probs = F.log_softmax(logits.float(), dim=-1).transpose(0, 1)
+    return F.ctc_loss(
+        log_probs,
+        targets,
+        frame_lengths,
+        target_lengths,
+        blank=blank,
+        reduction="none",
+        zero_infinity=True,
+    )
+
+
 def sampled_ctc_loss(
     logits: torch.Tensor,
     variance: torch.Tensor | None,
@@ -35,15 +59,21 @@ def sampled_ctc_loss(
     blank: int = 0,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """mean over s = 1..S of CTC(f + σ ⊙ ε_s), ε_s ~ N(0, I); plain CTC without a variance."""
+    """Kendall & Gal's integrated likelihood (DESIGN §6): per utterance
+    −log(1/S · Σ_s exp(−CTC(f + σ ⊙ ε_s))), ε_s ~ N(0, I), then ÷ target length and averaged
+    over the batch like `ctc_loss`; plain CTC without a variance.
+
+    Averaging CTC(f + σε_s) instead would be minimised by σ² → 0; the log-mean-exp lets a
+    large σ² pay off where the logits are confidently wrong (a noisy sample may explain y)."""
     if variance is None or samples == 0:
         return ctc_loss(logits, frame_lengths, targets, target_lengths, blank)
     std = variance.float().sqrt()
-    total = logits.new_zeros(())
+    nll = []
     for _ in range(samples):
         eps = torch.randn(logits.shape, generator=generator, device="cpu").to(logits.device)
-        total = total + ctc_loss(logits + std * eps, frame_lengths, targets, target_lengths, blank)
-    return total / samples
+        nll.append(ctc_nll(logits + std * eps, frame_lengths, targets, target_lengths, blank))
+    integrated = math.log(samples) - torch.logsumexp(-torch.stack(nll), dim=0)
+    return (integrated / target_lengths.to(integrated).clamp(min=1)).mean()
 
 
 def _masked_frame_mean(

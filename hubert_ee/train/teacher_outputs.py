@@ -1,8 +1,10 @@
 """Teacher outputs for distillation, computed once and stored memory-mapped (DESIGN §7).
 
 One store per teacher and split (hubert_ee/features/store.py layout): per frame the plain
-logits f_t and the variances σ²_t side by side, (frames, 2·classes) float16, at the teachers'
-50 Hz frame rate. A killed run resumes at the first missing shard.
+logits f_t and the variances σ²_t side by side, (frames, 2·classes), at the teachers' 50 Hz
+frame rate. float32 (`STORE_DTYPE`): in float16 a σ² below ≈ 6e-5 loses its precision and
+below ≈ 3e-8 becomes 0, and σ̂ = σ²/‖σ²‖ is matched on exactly those small values (DESIGN §6).
+A killed run resumes at the first missing shard.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from hubert_ee.data.audio_io import read_mono_16k
 from hubert_ee.features.store import FrameStore, StoreMeta, shard_complete, write_shard
 from hubert_ee.models.ctc_model import CTCModel
 from hubert_ee.train.batching import bucket_batches
+
+STORE_DTYPE = "float32"
 
 
 @torch.no_grad()
@@ -48,7 +52,7 @@ def cache_split(
     meta = StoreMeta(
         source="teacher_outputs",
         dim=2 * model.head.out_features,
-        dtype="float16",
+        dtype=STORE_DTYPE,
         frame_rate_hz=16000 / model.encoder.cfg.stride,
         num_shards=num_shards,
         extra={"classes": model.head.out_features, "layout": "logits|variance"},
@@ -69,5 +73,5 @@ def cache_split(
         for idx in bucket_batches(lengths, int(batch_seconds * 16000), seed=0, epoch=0):
             for j, a in zip(idx, teacher_frames(model, [waves[j] for j in idx]), strict=True):
                 arrays[j] = a
-        write_shard(out_dir, i, num_shards, part["id"].tolist(), arrays, "float16")
+        write_shard(out_dir, i, num_shards, part["id"].tolist(), arrays, STORE_DTYPE)
     return FrameStore(out_dir)
