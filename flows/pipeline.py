@@ -22,7 +22,10 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from hubert_ee import run_report as rr
 from hubert_ee.tracking import PARENT_ENV, pipeline_run
+
+REPORT = "run_report.md"  # under the project/workspace root; `hubert-ee report` prints the same
 
 
 def stage_graph(root: str | Path) -> dict[str, set[str]]:
@@ -93,7 +96,8 @@ def pipeline(root: str = ".", max_parallel: int = 2, registry: bool = True) -> d
     graph = stage_graph(root)
     from prefect.runtime import flow_run
 
-    with pipeline_run(root, {"prefect_flow_run_id": str(flow_run.id or "")}) as parent_id:
+    parent = pipeline_run(root, {"prefect_flow_run_id": str(flow_run.id or "")})
+    with parent as parent_id:
         env = {
             **os.environ,
             "DVC_NO_ANALYTICS": "1",
@@ -112,7 +116,30 @@ def pipeline(root: str = ".", max_parallel: int = 2, registry: bool = True) -> d
             result = {stage: f.result() for stage, f in futures.items()}
         if registry:
             result["register"] = register_model(root, env)
+        publish_report(root, parent.tracker)
         return result
+
+
+def publish_report(root: str, tracker) -> dict[str, float]:
+    """The run's headline figures (skipped stages included: they come from metrics/*.json) as
+    metrics of the parent MLflow run, a one-page Markdown report as its artifact and as a
+    Prefect markdown artifact of the flow run."""
+    from prefect.artifacts import create_markdown_artifact
+
+    figures = rr.headline(rr.read_metrics(Path(root) / "metrics"))
+    rows = rr.table(figures)
+    plots = [Path("plots") / p.name for p in sorted((Path(root) / "plots").glob("*.png"))]
+    title = "hubert-ee run report"
+    page = Path(root) / REPORT
+    page.write_text(rr.render_markdown(rows, ["figure", "this run"], title, plots))
+    tracker.log_metrics(figures)
+    tracker.log_artifact(page)
+    create_markdown_artifact(
+        markdown=rr.render_markdown(rows, ["figure", "this run"], title),
+        key="hubert-ee-run-report",
+        description="headline figures of this pipeline run (metrics/*.json)",
+    )
+    return figures
 
 
 def serve(root: str, name: str, cron: str | None, max_parallel: int, registry: bool) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -71,6 +72,34 @@ def _register(args: argparse.Namespace) -> None:
     print(decision)
 
 
+def _report(args: argparse.Namespace) -> None:
+    from hubert_ee import run_report as rr
+
+    root = Path(args.root)
+    ours = rr.headline(rr.read_metrics(root / "metrics"))
+    if not ours:
+        raise FileNotFoundError(f"no metrics under {root / 'metrics'}: run `make repro` first")
+    theirs = None
+    header = ["figure", "this run"]
+    if args.against:
+        other = Path(args.against)
+        theirs = rr.headline(
+            rr.read_metrics(other)
+            if other.is_dir()
+            else rr.read_metrics_at(args.against, repo=root)
+        )
+        header += [args.against, "change"]
+    rows = rr.table(ours, theirs)
+    print(rr.render_text(rows, header))
+    if args.markdown:
+        out = Path(args.markdown)
+        plots = sorted((root / "plots").glob("*.png"))
+        rel = [Path(os.path.relpath(p, out.parent.resolve())) for p in (q.resolve() for q in plots)]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(rr.render_markdown(rows, header, "hubert-ee run report", rel))
+        print(f"report in {out}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="hubert-ee", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,6 +138,19 @@ def main(argv: list[str] | None = None) -> None:
     )
     rg.add_argument("--root", default=str(Path.cwd()), help="project/workspace root")
     rg.set_defaults(func=_register)
+    rp = sub.add_parser(
+        "report", help="the run's headline figures (metrics/*.json), optionally against another run"
+    )
+    rp.add_argument("--root", default=str(Path.cwd()), help="project/workspace root")
+    rp.add_argument(
+        "--against",
+        help="another run: a metrics folder, or a git revision whose committed metrics to compare "
+        "(e.g. HEAD~1)",
+    )
+    rp.add_argument(
+        "--markdown", help="also write a one-page Markdown report (with the plots) here"
+    )
+    rp.set_defaults(func=_report)
     args = parser.parse_args(argv)
     try:
         args.func(args)

@@ -30,7 +30,13 @@ from hubert_ee.plots import arm_curves
 from hubert_ee.tracking import StageTracker
 from hubert_ee.train.asr_data import ASRData, domain_split
 from hubert_ee.train.checkpointing import fingerprint
-from hubert_ee.train.distill import KDConfig, KDData, collate_kd, kd_objective
+from hubert_ee.train.distill import (
+    KDConfig,
+    KDData,
+    collate_kd,
+    kd_objective,
+    weak_teacher_warnings,
+)
 from hubert_ee.train.finetune import FinetuneConfig, FinetuneResult, finetune
 from tasks.common import run_stage, stage_parser, write_metrics
 from tasks.teacher_outputs import distill_splits, teacher_paths
@@ -135,6 +141,11 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     results: dict[str, FinetuneResult] = {}
     students: dict[str, CTCModel] = {}
     metrics: dict = {"wer": {}, "cer": {}, "dev_wer": {}}
+    # what each teacher can teach: its own greedy WER on the target's dev split
+    metrics["teacher_dev_wer"] = {
+        d: round(test_scores(t, {target: dev}, dp.eval_batch_seconds)["wer"][target], 5)
+        for d, t in teachers.items()
+    }
     for arm, kd in arms(params).items():
         student = new_student(params, pretrained, vocab)
         train = data["labeled"] if kd.alpha == 0 or not dp.use_unlabeled else data["all"]
@@ -156,6 +167,10 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
         metrics["wer"][arm], metrics["cer"][arm] = scores["wer"], scores["cer"]
         metrics["dev_wer"][arm] = round(results[arm].best["wer"], 5)
     best = min(metrics["dev_wer"], key=lambda a: metrics["dev_wer"][a])  # chosen on dev, not test
+    warnings = weak_teacher_warnings(metrics["teacher_dev_wer"], metrics["dev_wer"], target)
+    for w in warnings:
+        print(f"WARNING: {w}")
+    metrics["warnings"] = warnings
     student = students[best]
     teacher = next(iter(teachers.values()))
     metrics.update(

@@ -102,3 +102,14 @@ def test_teacher_output_store_keeps_small_variances(tmp_path):
     assert uid == "a" and stored.shape == expected.shape
     assert (stored[:, classes:] > 0).all()
     np.testing.assert_allclose(stored[:, classes:], expected[:, classes:], rtol=1e-6)
+
+
+def test_a_teacher_no_better_than_the_student_alone_is_flagged():
+    from hubert_ee.train.distill import weak_teacher_warnings
+
+    arms = {"student_only": 0.80, "tok_kd": 0.85}
+    warned = weak_teacher_warnings({"read": 0.97, "lecture": 0.55}, arms, "phone")
+    assert len(warned) == 1 and warned[0].startswith("teacher read has phone dev WER 0.970")
+    assert "(0.800)" in warned[0]
+    assert weak_teacher_warnings({"read": 0.80}, arms, "phone")  # a tie teaches nothing either
+    assert weak_teacher_warnings({"read": 0.97}, {"tok_kd": 0.9}, "phone") == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -110,3 +111,8 @@ def test_flow_after_dvc_repro_recomputes_nothing_and_records_a_parent_run(smoke_
         and "git_revision" in tags
     )
     assert os.path.exists(smoke_ws / "mlflow.db")
+    # the headline figures are on the parent run even though every stage was skipped
+    pnmi = json.loads((smoke_ws / "metrics" / "kmeans_iter1.json").read_text())["pnmi"]
+    assert parents[0].data.metrics["kmeans_iter1/pnmi"] == pytest.approx(pnmi)
+    assert any(k.startswith("threshold_search/") for k in parents[0].data.metrics)
+    assert "| kmeans_iter1/pnmi |" in (smoke_ws / "run_report.md").read_text()

@@ -167,3 +167,20 @@ def kd_objective(cfg: KDConfig) -> Objective:
         return loss, parts
 
     return objective
+
+
+def weak_teacher_warnings(
+    teacher_dev_wer: dict[str, float], arm_dev_wer: dict[str, float], target: str
+) -> list[str]:
+    """A teacher no better on the target's dev split than the student trained alone pulls the
+    student towards its errors (Kim et al.'s teachers beat the student on its own domain)."""
+    alone = arm_dev_wer.get("student_only")
+    if alone is None:
+        return []
+    return [
+        f"teacher {d} has {target} dev WER {w:.3f}, no better than the student trained alone "
+        f"({alone:.3f}): its KD terms teach its errors (lower its distill.teacher_weights, or give it "
+        f"training data that sounds like {target})"
+        for d, w in teacher_dev_wer.items()
+        if w >= alone
+    ]

@@ -1,0 +1,81 @@
+"""The run report: which figures make the headline, and which way is better."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from hubert_ee import run_report as rr
+from hubert_ee.cli import main
+
+RUN = {
+    "kmeans_iter2": {"pnmi": 0.45, "pnmi_mfcc_same_k": 0.44, "domain_pnmi": 0.4, "k": 500},
+    "finetune_read": {
+        "wer": {"read": 0.3, "phone": 0.9},
+        "wer_scratch": {"read": 0.35},
+        "lr_choice": {"pretrained": {"chosen": 0.003}},  # not a headline figure
+        "decoding": {"wer_beam": 0.29},
+        "stopped_early": False,
+    },
+    "threshold_search": {"speedup_measured": 1.6, "wer_ee": 0.91, "criterion": "entropy"},
+}
+
+
+def test_headline_picks_the_figures_that_compare_runs():
+    h = rr.headline(RUN)
+    assert h == {
+        "kmeans_iter2/pnmi": 0.45,
+        "kmeans_iter2/domain_pnmi": 0.4,
+        "kmeans_iter2/pnmi_mfcc_same_k": 0.44,
+        "finetune_read/wer/phone": 0.9,
+        "finetune_read/wer/read": 0.3,
+        "finetune_read/wer_scratch/read": 0.35,
+        "threshold_search/wer_ee": 0.91,
+        "threshold_search/speedup_measured": 1.6,
+    }
+    assert list(h)[0].startswith("kmeans")  # report order follows the pipeline
+
+
+def test_verdict_knows_which_way_is_better():
+    assert rr.verdict("finetune_read/wer/read", 0.3, 0.4) == "better"
+    assert rr.verdict("kmeans_iter2/domain_pnmi", 0.3, 0.4) == "better"
+    assert rr.verdict("kmeans_iter2/pnmi", 0.3, 0.4) == "worse"
+    assert rr.verdict("threshold_search/speedup_measured", 2.0, 1.6) == "better"
+    assert rr.verdict("threshold_search/wer_ee", 0.5, 0.5) == "="
+
+
+def test_table_keeps_figures_only_one_run_has():
+    rows = rr.table({"a/wer": 0.2}, {"a/wer": 0.3, "b/pnmi": 0.4})
+    assert rows == [["a/wer", "0.2", "0.3", "better"], ["b/pnmi", "—", "0.4", ""]]
+
+
+def _write(root, run):
+    (root / "metrics").mkdir(parents=True, exist_ok=True)
+    for stage, m in run.items():
+        (root / "metrics" / f"{stage}.json").write_text(json.dumps(m))
+
+
+def test_report_against_a_git_revision_and_markdown(tmp_path, capsys):
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    _write(tmp_path, RUN)
+    subprocess.run([*git, "-C", str(tmp_path), "add", "-A"], check=True)
+    subprocess.run([*git, "-C", str(tmp_path), "commit", "-qm", "run 1"], check=True)
+    better = json.loads(json.dumps(RUN))
+    better["finetune_read"]["wer"]["read"] = 0.25
+    _write(tmp_path, better)
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "finetune_read.png").write_bytes(b"\x89PNG")
+    out = tmp_path / "reports" / "run.md"
+    main(["report", "--root", str(tmp_path), "--against", "HEAD", "--markdown", str(out)])
+    text = capsys.readouterr().out
+    line = next(x for x in text.splitlines() if x.startswith("finetune_read/wer/read "))
+    assert line.split() == ["finetune_read/wer/read", "0.25", "0.3", "better"]
+    md = out.read_text()
+    assert "| finetune_read/wer/read | 0.25 | 0.3 | better |" in md
+    assert "![finetune_read](../plots/finetune_read.png)" in md
+    with pytest.raises(SystemExit):  # a revision without metrics is a clear error
+        main(["report", "--root", str(tmp_path), "--against", "no-such-rev"])
+    assert "no metrics/ at git revision 'no-such-rev'" in capsys.readouterr().err
