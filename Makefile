@@ -29,7 +29,7 @@ check-params: install
 
 ## repro: run the DAG on PROFILE (default | smoke | base | any profiles/<name>.yaml)
 repro: install check-params workspace
-	cd $(RUN_DIR) && PATH=$(CURDIR)/$(BIN):$$PATH dvc repro
+	cd $(RUN_DIR) && PATH=$(CURDIR)/$(BIN):$$PATH hubert-ee run -- dvc repro
 	@echo "outputs of profile '$(PROFILE)' are in $(RUN_DIR)/ (corpus: $(RUN_DIR)/data/prepared)"
 
 ## workspace: create the profile's workspace (merged params, own dvc.lock and cache)

@@ -23,9 +23,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from hubert_ee import run_report as rr
-from hubert_ee.tracking import PARENT_ENV, pipeline_run
-
-REPORT = "run_report.md"  # under the project/workspace root; `hubert-ee report` prints the same
+from hubert_ee.run_tracking import parent_run, publish
+from hubert_ee.tracking import PARENT_ENV
 
 
 def stage_graph(root: str | Path) -> dict[str, set[str]]:
@@ -96,7 +95,7 @@ def pipeline(root: str = ".", max_parallel: int = 2, registry: bool = True) -> d
     graph = stage_graph(root)
     from prefect.runtime import flow_run
 
-    parent = pipeline_run(root, {"prefect_flow_run_id": str(flow_run.id or "")})
+    parent = parent_run(root, {"prefect_flow_run_id": str(flow_run.id or "")})
     with parent as parent_id:
         env = {
             **os.environ,
@@ -121,21 +120,13 @@ def pipeline(root: str = ".", max_parallel: int = 2, registry: bool = True) -> d
 
 
 def publish_report(root: str, tracker) -> dict[str, float]:
-    """The run's headline figures (skipped stages included: they come from metrics/*.json) as
-    metrics of the parent MLflow run, a one-page Markdown report as its artifact and as a
-    Prefect markdown artifact of the flow run."""
+    """The headline figures on the parent MLflow run (`hubert_ee.run_tracking.publish`) and as a
+    Prefect markdown artifact of the flow run (Artifacts tab of the Prefect UI)."""
     from prefect.artifacts import create_markdown_artifact
 
-    figures = rr.headline(rr.read_metrics(Path(root) / "metrics"))
-    rows = rr.table(figures)
-    plots = [Path("plots") / p.name for p in sorted((Path(root) / "plots").glob("*.png"))]
-    title = "hubert-ee run report"
-    page = Path(root) / REPORT
-    page.write_text(rr.render_markdown(rows, ["figure", "this run"], title, plots))
-    tracker.log_metrics(figures)
-    tracker.log_artifact(page)
+    figures = publish(root, tracker)
     create_markdown_artifact(
-        markdown=rr.render_markdown(rows, ["figure", "this run"], title),
+        markdown=rr.render_markdown(rr.table(figures), ["figure", "this run"], "hubert-ee run"),
         key="hubert-ee-run-report",
         description="headline figures of this pipeline run (metrics/*.json)",
     )

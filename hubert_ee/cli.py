@@ -100,6 +100,18 @@ def _report(args: argparse.Namespace) -> None:
         print(f"report in {out}")
 
 
+def _run(args: argparse.Namespace) -> None:
+    import subprocess
+
+    from hubert_ee.run_tracking import run_tracked
+
+    command = args.command_line[1:] if args.command_line[:1] == ["--"] else args.command_line
+    try:
+        run_tracked(args.root, command)
+    except subprocess.CalledProcessError as err:
+        sys.exit(err.returncode)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="hubert-ee", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -151,6 +163,14 @@ def main(argv: list[str] | None = None) -> None:
         "--markdown", help="also write a one-page Markdown report (with the plots) here"
     )
     rp.set_defaults(func=_report)
+    rn = sub.add_parser(
+        "run",
+        help="run a command (`-- dvc repro`) under one parent MLflow run with the whole params, "
+        "then put the run's headline figures on it",
+    )
+    rn.add_argument("--root", default=".", help="project/workspace root (default: cwd)")
+    rn.add_argument("command_line", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    rn.set_defaults(func=_run)
     args = parser.parse_args(argv)
     try:
         args.func(args)

@@ -79,3 +79,32 @@ def test_report_against_a_git_revision_and_markdown(tmp_path, capsys):
     with pytest.raises(SystemExit):  # a revision without metrics is a clear error
         main(["report", "--root", str(tmp_path), "--against", "no-such-rev"])
     assert "no metrics/ at git revision 'no-such-rev'" in capsys.readouterr().err
+
+
+def test_a_tracked_run_is_one_parent_with_params_figures_and_exit_status(tmp_path, monkeypatch):
+    import shutil
+    import sys
+
+    from conftest import ROOT
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("HUBERT_EE_TRACKING", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    _write(tmp_path, RUN)
+    monkeypatch.chdir(tmp_path)
+    child = "import os; print(os.environ['HUBERT_EE_PARENT_RUN_ID'])"
+    main(["run", "--root", str(tmp_path), "--", sys.executable, "-c", child])
+    with pytest.raises(SystemExit) as failed:
+        main(["run", "--root", str(tmp_path), "--", sys.executable, "-c", "raise SystemExit(3)"])
+    assert failed.value.code == 3
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.get_experiment_by_name("hubert-ee")
+    runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
+    assert [r.info.status for r in runs] == ["FINISHED", "FAILED"]
+    ok = runs[0]
+    assert ok.data.params["profile"] == "default" and ok.data.tags["profile"] == "default"
+    assert ok.data.params["finetune/max_batch_seconds"]  # the whole params, flattened
+    assert ok.data.metrics["finetune_read/wer/read"] == pytest.approx(0.3)
+    assert ok.data.tags["command"].endswith("print(os.environ['HUBERT_EE_PARENT_RUN_ID'])")
+    assert "| kmeans_iter2/pnmi | 0.45 |" in (tmp_path / "run_report.md").read_text()
