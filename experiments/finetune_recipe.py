@@ -70,6 +70,36 @@ BATCH = {
 SETS = {"recipe": RECIPE, "batch": BATCH}
 
 
+def train_variant(name, variant, seed, args, params, pretrained, train, dev, vocab) -> dict:
+    """One fine-tuning run of a variant at one seed: its dev curve and best dev WER/CER."""
+    init, over = variant
+    over = dict(over)
+    reinit = over.pop("reinit_top_layers", 0)
+    cfg = FinetuneConfig.from_section(
+        params.finetune, seed, **{"encoder_lr_scale": 1.0, "freeze_encoder_steps": 0,
+        "schedule": "linear", "mask_time_prob": 0.0, "mask_channel_prob": 0.0,
+        "warmup_steps": max(1, args.steps // 10), "max_steps": args.steps,
+        "eval_every": args.eval_every, **over, "patience": 100},
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    if init == "pretrained":
+        enc = copy.deepcopy(pretrained)
+        reinit_top_layers(enc, reinit, seed)
+    else:
+        enc = HubertEncoder(pretrained.cfg)
+    model = CTCModel(enc, vocab, params.finetune.uncertainty, params.finetune.final_dropout)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        r = finetune(model, train, dev, cfg, Path(tmp) / "s.pt", name, torch.device("cpu"))
+    row = {"init": init, "overrides": variant[1], "seed": seed,
+           "best_dev_wer": round(r.best["wer"], 4), "best_dev_cer": round(r.best["cer"], 4),
+           "best_step": r.best["step"], "dev_curve": r.evals,
+           "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
+    print(json.dumps({name: {k: row[k] for k in ("seed", "best_dev_wer", "best_dev_cer", "wall_s")}}),
+          flush=True)  # fmt: skip
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("encoder")
@@ -81,6 +111,10 @@ def main() -> None:
     ap.add_argument("--manifests", default="data/prepared")
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--out", help="also write the JSON here")
+    ap.add_argument(
+        "--seeds", help="comma-separated seeds (default: params' seed); with several, each "
+        "variant reports its per-seed rows and the spread (max - min) of its best dev WER",
+    )  # fmt: skip
     args = ap.parse_args()
     torch.set_num_threads(2)
     params = load_params(args.params)
@@ -91,32 +125,19 @@ def main() -> None:
     variants = SETS[args.set]
     report: dict = {"encoder": args.encoder, "domain": args.domain, "set": args.set,
                     "steps": args.steps, "variants": {}}  # fmt: skip
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [params.seed]
     for name in args.variants.split(",") if args.variants else variants:
-        init, over = variants[name]
-        over = dict(over)
-        reinit = over.pop("reinit_top_layers", 0)
-        cfg = FinetuneConfig.from_section(
-            params.finetune, params.seed, **{"encoder_lr_scale": 1.0, "freeze_encoder_steps": 0,
-            "schedule": "linear", "mask_time_prob": 0.0, "mask_channel_prob": 0.0,
-            "warmup_steps": max(1, args.steps // 10), "max_steps": args.steps,
-            "eval_every": args.eval_every, **over, "patience": 100},
-        )  # fmt: skip
-        torch.manual_seed(params.seed)
-        if init == "pretrained":
-            enc = copy.deepcopy(pretrained)
-            reinit_top_layers(enc, reinit, params.seed)
-        else:
-            enc = HubertEncoder(pretrained.cfg)
-        model = CTCModel(enc, vocab, params.finetune.uncertainty, params.finetune.final_dropout)
-        t0 = time.perf_counter()
-        with tempfile.TemporaryDirectory() as tmp:
-            r = finetune(model, train, dev, cfg, Path(tmp) / "s.pt", name, torch.device("cpu"))
-        row = {"init": init, "overrides": variants[name][1], "best_dev_wer": round(r.best["wer"], 4),
-               "best_dev_cer": round(r.best["cer"], 4), "best_step": r.best["step"],
-               "dev_curve": r.evals, "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
-        report["variants"][name] = row
-        print(json.dumps({name: {k: row[k] for k in ("best_dev_wer", "best_dev_cer", "wall_s")}}),
-              flush=True)  # fmt: skip
+        rows = {seed: train_variant(name, variants[name], seed, args, params, pretrained,
+                                    train, dev, vocab) for seed in seeds}  # fmt: skip
+        if len(seeds) == 1:
+            report["variants"][name] = rows[seeds[0]]
+            continue
+        wers = [r["best_dev_wer"] for r in rows.values()]
+        report["variants"][name] = {
+            "init": rows[seeds[0]]["init"], "overrides": variants[name][1], "seeds": rows,
+            "best_dev_wer_mean": round(sum(wers) / len(wers), 4),
+            "best_dev_wer_spread": round(max(wers) - min(wers), 4),
+        }  # fmt: skip
     emit(report, args.out)
 
 
