@@ -13,7 +13,7 @@ else
 RUN_DIR := runs/$(PROFILE)
 endif
 
-.PHONY: install check-params repro workspace flow serve serve-model prefect-ui mlflow-ui test test-fast lint format bench clean-runs
+.PHONY: install check-params repro exp-show workspace flow serve serve-model prefect-ui mlflow-ui test test-fast lint format bench clean-runs
 
 install: $(STAMP)
 
@@ -31,6 +31,11 @@ check-params: install
 repro: install check-params workspace
 	cd $(RUN_DIR) && PATH=$(CURDIR)/$(BIN):$$PATH hubert-ee run -- dvc repro
 	@echo "outputs of profile '$(PROFILE)' are in $(RUN_DIR)/ (corpus: $(RUN_DIR)/data/prepared)"
+
+## exp-show: DVC experiments (`dvc exp run -S key=value`) with the headline figures only
+exp-show: install
+	PATH=$(CURDIR)/$(BIN):$$PATH dvc exp show --no-pager --drop '.*' \
+		--keep '^(Experiment|Created|[a-z_0-9]+/[^:.]*)$$' $(ARGS)
 
 ## workspace: create the profile's workspace (merged params, own dvc.lock and cache)
 workspace: install
