@@ -13,8 +13,15 @@ else
 RUN_DIR := runs/$(PROFILE)
 endif
 
-.PHONY: install check-params repro exp-show workspace flow serve serve-model prefect-ui mlflow-ui test test-fast lint format bench clean-runs
+.DEFAULT_GOAL := help
 
+.PHONY: help install check-params repro exp-show workspace flow serve serve-model prefect-ui mlflow-ui test test-fast lint format bench clean-runs
+
+## help: this list (`make <target> [PROFILE=smoke]`)
+help:
+	@grep -E '^## ' $(MAKEFILE_LIST) | sed -e 's/^## /  /' -e 's/: /\t/' | expand -t 16
+
+## install: the virtual environment in .venv (torch, dvc, prefect, mlflow, ...) and the package
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -78,14 +85,18 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
+## lint: ruff check and format check
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
+## format: ruff format and fix
 format: install
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
+## bench: every benchmark in benchmarks/ (JSON on stdout)
 bench: install
 	$(BIN)/python benchmarks/run_all.py
 
+## clean-runs: delete the profile workspaces under runs/
 clean-runs:
 	rm -rf runs

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,6 +13,20 @@ from hubert_ee.config import Params, profile_params, validate_params
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{BIN}:{os.environ['PATH']}"}
+
+
+# `dvc status` of a workspace where nothing changed: the source-data fingerprint (stage `corpus`,
+# `always_changed`) is the one stage DVC runs on every repro
+UP_TO_DATE = {"corpus": ["always changed"]}
+
+
+def dvc_status(cwd: Path) -> dict:
+    """`dvc status --json`: changed stage → what changed ({} would mean nothing to run)."""
+    proc = subprocess.run(
+        ["dvc", "status", "--json"], cwd=cwd, env=ENV, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
 
 
 def run(cmd: list[str], cwd: Path) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ENV, ROOT, run
+from conftest import ENV, ROOT, UP_TO_DATE, dvc_status, run
 
 pytestmark = pytest.mark.slow
 FLOW = "hubert-ee-pipeline"
@@ -134,7 +134,7 @@ def test_served_deployment_runs_the_dag_registers_and_is_idempotent(tmp_path):
 
         trigger()
         stages = [s for s in yaml.safe_load((ws / "dvc.yaml").read_text())["stages"]]
-        assert "up to date" in run(["dvc", "status"], ws)
+        assert dvc_status(ws) == UP_TO_DATE
         parents, runs = _stage_runs(ws)
         assert len(parents) == 1
         nested = [
