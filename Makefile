@@ -44,12 +44,21 @@ exp-show: install
 	PATH=$(CURDIR)/$(BIN):$$PATH dvc exp show --no-pager --drop '.*' \
 		--keep '^(Experiment|Created|[a-z_0-9]+/[^:.]*)$$' $(ARGS)
 
-## workspace: create the profile's workspace (merged params, own dvc.lock and cache)
+## workspace: the profile's workspace (own params, dvc.lock, cache); GIT=1: a git repo for `dvc exp`
 workspace: install
 ifneq ($(PROFILE),default)
+ifeq ($(GIT),1)
+	$(BIN)/hubert-ee workspace $(PROFILE) $(RUN_DIR) --git
+	test -d $(RUN_DIR)/.dvc || (cd $(RUN_DIR) && $(CURDIR)/$(BIN)/dvc init -q \
+		&& $(CURDIR)/$(BIN)/dvc config core.analytics false && git add -A \
+		&& git -c user.name="$${GIT_AUTHOR_NAME:-hubert-ee}" \
+			-c user.email="$${GIT_AUTHOR_EMAIL:-hubert-ee@localhost}" \
+			commit -qm "hubert-ee workspace $(PROFILE)")
+else
 	$(BIN)/hubert-ee workspace $(PROFILE) $(RUN_DIR)
 	test -d $(RUN_DIR)/.dvc || (cd $(RUN_DIR) && $(CURDIR)/$(BIN)/dvc init --no-scm -q \
 		&& $(CURDIR)/$(BIN)/dvc config core.analytics false)
+endif
 endif
 
 ## flow: the same DAG through Prefect (temporary local server; state in .prefect/)

@@ -23,7 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from hubert_ee import run_report as rr
-from hubert_ee.run_tracking import parent_run, publish
+from hubert_ee.run_tracking import parent_run, publish, tag_run
 from hubert_ee.tracking import PARENT_ENV
 
 
@@ -115,6 +115,7 @@ def pipeline(root: str = ".", max_parallel: int = 2, registry: bool = True) -> d
             result = {stage: f.result() for stage, f in futures.items()}
         if registry:
             result["register"] = register_model(root, env)
+            tag_run(parent.tracker, {"registry_decision": result["register"]})
         publish_report(root, parent.tracker)
         return result
 

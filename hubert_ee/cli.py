@@ -11,10 +11,12 @@ from hubert_ee.config import ParamsError
 
 
 def _workspace(args: argparse.Namespace) -> None:
-    from hubert_ee.profiles import materialize
+    from hubert_ee.profiles import init_git, materialize
 
     dest = args.dest or f"runs/{args.profile}"
-    materialize(args.root, args.profile, dest)
+    materialize(args.root, args.profile, dest, absolute_links=args.git)
+    if args.git:
+        init_git(dest)
     print(dest)
 
 
@@ -76,11 +78,16 @@ def _report(args: argparse.Namespace) -> None:
     from hubert_ee import run_report as rr
 
     root = Path(args.root)
-    ours = rr.headline(rr.read_metrics(root / "metrics"))
+    header = ["figure", "this run"]
+    if args.run or args.champion:
+        from hubert_ee.run_tracking import run_figures
+
+        ours, header[1] = run_figures(root, args.run, args.champion)
+    else:
+        ours = rr.headline(rr.read_metrics(root / "metrics"))
     if not ours:
         raise FileNotFoundError(f"no metrics under {root / 'metrics'}: run `make repro` first")
     theirs = None
-    header = ["figure", "this run"]
     if args.against:
         other = Path(args.against)
         theirs = rr.headline(
@@ -121,6 +128,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     ws.add_argument("dest", nargs="?", help="workspace directory (default: runs/<profile>)")
     ws.add_argument("--root", default=str(Path.cwd()), help="project root (default: cwd)")
+    ws.add_argument(
+        "--git",
+        action="store_true",
+        help="make it a git repository (absolute code links), for `dvc exp run` sweeps",
+    )
     ws.set_defaults(func=_workspace)
     cp = sub.add_parser(
         "check-params",
@@ -154,6 +166,13 @@ def main(argv: list[str] | None = None) -> None:
         "report", help="the run's headline figures (metrics/*.json), optionally against another run"
     )
     rp.add_argument("--root", default=str(Path.cwd()), help="project/workspace root")
+    which = rp.add_mutually_exclusive_group()
+    which.add_argument("--run", metavar="ID", help="a pipeline run's figures from MLflow")
+    which.add_argument(
+        "--champion",
+        action="store_true",
+        help="the figures of the pipeline run that registered the current champion",
+    )
     rp.add_argument(
         "--against",
         help="another run: a metrics folder, or a git revision whose committed metrics to compare "

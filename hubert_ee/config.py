@@ -281,6 +281,34 @@ class CTCTrainParams(_Strict):
     eval_batch_seconds: float = Field(default=60.0, gt=0)
 
 
+class AugmentParams(_Strict):
+    """Training-time corruption of the teachers' labeled audio (hubert_ee.data.augment.corrupt):
+    speed perturbation, then room, noise and telephone channel, each with its own probability."""
+
+    prob: float = Field(ge=0, le=1, description="share of utterances corrupted at all")
+    speeds: list[Annotated[float, Field(ge=0.5, le=2.0)]] = Field(min_length=1)
+    noise_prob: float = Field(ge=0, le=1)
+    noise_kinds: list[Literal["white", "pink", "babble"]] = Field(min_length=1)
+    snr_db: tuple[Snr, Snr]
+    reverb_prob: float = Field(ge=0, le=1)
+    rt60_s: tuple[Rt60, Rt60]
+    telephone_prob: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> AugmentParams:
+        _ordered(self.snr_db, "augment.snr_db")
+        _ordered(self.rt60_s, "augment.rt60_s")
+        return self
+
+    def chain(self):
+        from hubert_ee.data.augment import TrainAugmentation
+
+        d = self.model_dump()
+        return TrainAugmentation(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        )
+
+
 class FinetuneParams(CTCTrainParams):
     """CTC fine-tuning of one teacher per domain (DESIGN §6), and its from-scratch ablation."""
 
@@ -307,6 +335,10 @@ class FinetuneParams(CTCTrainParams):
     )
     low_label_max_steps: int = Field(default=200, ge=1)
     beam_size: int = Field(default=16, ge=1, le=10_000)
+    augment: AugmentParams | None = Field(
+        default=None,
+        description="training-time corruption of every arm's labeled audio (null: the corpus as it is)",
+    )
 
     @model_validator(mode="after")
     def _check_arms(self) -> FinetuneParams:

@@ -24,8 +24,13 @@ def _write_if_changed(path: Path, text: str) -> None:
         path.write_text(text)
 
 
-def materialize(project_root: str | Path, profile: str, dest: str | Path) -> Path:
-    """Create or refresh the workspace for `profile` at `dest`; returns `dest`."""
+def materialize(
+    project_root: str | Path, profile: str, dest: str | Path, absolute_links: bool = False
+) -> Path:
+    """Create or refresh the workspace for `profile` at `dest`; returns `dest`.
+
+    `absolute_links` for a workspace that is copied elsewhere to run (DVC experiments with
+    `--queue`/`--temp` run in a copy under `.dvc/tmp/exps/`, where relative links would break)."""
     root, dest = Path(project_root).resolve(), Path(dest)
     merged = profile_params(root, profile)  # validates before anything is written
     dest.mkdir(parents=True, exist_ok=True)
@@ -39,5 +44,31 @@ def materialize(project_root: str | Path, profile: str, dest: str | Path) -> Pat
     for name in CODE_DIRS:
         link, target = dest / name, root / name
         if target.exists() and not link.exists() and not link.is_symlink():
-            link.symlink_to(os.path.relpath(target, dest.resolve()))
+            link.symlink_to(target if absolute_links else os.path.relpath(target, dest.resolve()))
+    return dest
+
+
+# What a git workspace leaves to DVC's cache or keeps local (DVC adds its outputs as it runs).
+WORKSPACE_GITIGNORE = """\
+/data/*
+!/data/corpus.json
+/models/
+/reports/
+/checkpoints/
+/mlflow.db
+/mlartifacts/
+/run_report.md
+/.prefect/
+"""
+
+
+def init_git(dest: str | Path) -> Path:
+    """Make a workspace a git repository, so that `dvc exp run -S key=value` (which records
+    each experiment as a git ref) works in it; the caller then runs `dvc init` and commits."""
+    import subprocess
+
+    dest = Path(dest)
+    _write_if_changed(dest / ".gitignore", WORKSPACE_GITIGNORE)
+    if not (dest / ".git").exists():
+        subprocess.run(["git", "init", "-q", str(dest)], check=True)
     return dest

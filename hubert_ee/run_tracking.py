@@ -55,6 +55,55 @@ def publish(root: str | Path, tracker) -> dict[str, float]:
     return figures
 
 
+def tag_run(tracker, tags: Mapping[str, str]) -> None:
+    """Tags on a started run (e.g. the registry decision, known only at the end)."""
+    if not tracker.active:
+        return
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_tag(tracker.run_id, key, str(value)[:5000])
+
+
+def run_figures(
+    root: str | Path, run_id: str | None = None, champion: bool = False
+) -> tuple[dict[str, float], str]:
+    """(headline figures, label) of a pipeline parent run in the store of `root`: the run
+    `run_id`, or the pipeline run that registered the registry's current champion."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from hubert_ee.tracking import default_tracking_uri
+
+    client = MlflowClient(default_tracking_uri(root))
+    label = run_id or ""
+    if champion:
+        from hubert_ee.registry import MODEL_NAME
+
+        try:
+            version = client.get_model_version_by_alias(MODEL_NAME, "champion")
+        except MlflowException as err:
+            raise ValueError(
+                f"no champion in the registry of {root} (run the flow, or `hubert-ee register`)"
+            ) from err
+        run_id = client.get_run(version.run_id).data.tags.get("mlflow.parentRunId")
+        if not run_id:
+            raise ValueError(
+                f"champion v{version.version} was registered outside a pipeline run "
+                "(`hubert-ee register`), so no run holds its headline figures"
+            )
+        label = f"champion v{version.version}"
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as err:
+        raise ValueError(f"no MLflow run {run_id!r} in {default_tracking_uri(root)}") from err
+    figures = dict(run.data.metrics)
+    if not figures:
+        raise ValueError(f"run {run_id} holds no figures: give a `pipeline` run's id")
+    return figures, label
+
+
 def run_tracked(root: str | Path, command: Sequence[str]) -> int:
     """Run `command` (e.g. `dvc repro`) in `root` under a parent run; its exit status."""
     if not command:

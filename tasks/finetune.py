@@ -28,7 +28,7 @@ from hubert_ee.models.ctc_model import CTCModel
 from hubert_ee.models.encoder import HubertEncoder, reinit_top_layers
 from hubert_ee.plots import arm_curves
 from hubert_ee.tracking import StageTracker
-from hubert_ee.train.asr_data import ASRData, domain_split, subset_minutes
+from hubert_ee.train.asr_data import ASRData, AugmentedASRData, domain_split, subset_minutes
 from hubert_ee.train.checkpointing import fingerprint
 from hubert_ee.train.finetune import FinetuneConfig, FinetuneResult, finetune
 from hubert_ee.train.lr_choice import pick_lr, probe_result
@@ -159,7 +159,10 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
             f"--domain {domain!r} is not one of data domains {[*params.data.teacher_domains, params.data.target_domain]}"
         )
     vocab = CharVocab()
-    train = domain_split(args.manifests, "train", domain, vocab)
+    clean_train = domain_split(args.manifests, "train", domain, vocab)
+    train: ASRData = clean_train
+    if ft.augment is not None:  # every arm hears the same corrupted audio
+        train = AugmentedASRData(clean_train, ft.augment.chain(), params.seed)
     dev = domain_split(args.manifests, "dev", domain, vocab)
     tests = {
         d: domain_split(args.manifests, "test", d, vocab)
@@ -215,7 +218,9 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
         metrics["cer_scratch"] = {domain: round(s_scores["cer"], 5)}
         metrics["dev_wer_scratch"] = round(results["scratch"].best["wer"], 5)
     if ft.low_label_minutes > 0:
-        few = subset_minutes(train, ft.low_label_minutes, params.seed)
+        few = subset_minutes(clean_train, ft.low_label_minutes, params.seed)
+        if ft.augment is not None:
+            few = AugmentedASRData(few, ft.augment.chain(), params.seed)
         metrics["low_label_minutes"] = round(float(few.lengths().sum()) / 16000 / 60, 2)
         for arm, (make, recipe) in arms.items():
             low_recipe = {**recipe, "max_steps": ft.low_label_max_steps,

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from hubert_ee.data import augment
 
@@ -63,3 +64,87 @@ def test_mu_law_roundtrip_is_close_and_quantized():
     y = augment.mu_law_roundtrip(x)
     assert np.max(np.abs(x - y)) < 0.04
     assert len(np.unique(np.round(y, 9))) <= 256
+
+
+# Training-time corruption (issue 14, item 2)
+
+TRAIN = augment.TrainAugmentation()
+
+
+def _speech(seconds=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(16000 * seconds)) / 16000
+    x = sum(np.sin(2 * np.pi * f * t) for f in (150, 700, 2500, 5500)) + 0.01 * rng.standard_normal(
+        len(t)
+    )
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.1])
+def test_speed_perturbation_scales_duration_by_one_over_the_factor(factor):
+    x = _speech(2.0)
+    y = augment.speed_perturb(x, factor)
+    assert len(y) == pytest.approx(len(x) / factor, abs=2)
+    assert augment.speed_perturb(x, 1.0) is x
+
+
+def test_corrupt_is_a_pure_function_of_its_generator_and_keeps_the_level():
+    x = _speech()
+    a = augment.corrupt(x, np.random.default_rng([7, 0, 3]), TRAIN)
+    b = augment.corrupt(x, np.random.default_rng([7, 0, 3]), TRAIN)
+    c = augment.corrupt(x, np.random.default_rng([7, 1, 3]), TRAIN)
+    assert np.array_equal(a, b) and not (len(a) == len(c) and np.array_equal(a, c))
+    assert np.sqrt(augment.power(a)) == pytest.approx(np.sqrt(augment.power(x)), rel=1e-3)
+
+
+def test_prob_zero_is_the_identity_and_telephone_only_removes_the_high_band():
+    x = _speech()
+    off = augment.TrainAugmentation(prob=0.0)
+    assert augment.corrupt(x, np.random.default_rng(0), off) is x
+    phone = augment.TrainAugmentation(
+        speeds=(1.0,), noise_prob=0.0, reverb_prob=0.0, telephone_prob=1.0
+    )
+    y = augment.corrupt(x, np.random.default_rng(0), phone)
+    spec = lambda s: np.abs(np.fft.rfft(s))  # noqa: E731
+    f = np.fft.rfftfreq(len(x), 1 / 16000)
+    band = lambda s, lo, hi: spec(s)[(f > lo) & (f < hi)].sum()  # noqa: E731
+    assert band(y, 5000, 6000) < 0.05 * band(x, 5000, 6000)  # 5.5 kHz gone (-26 dB)
+    assert band(y, 600, 800) > 0.3 * band(x, 600, 800)  # 700 Hz kept
+
+
+def test_babble_comes_from_the_callback():
+    x = _speech()
+    only_babble = augment.TrainAugmentation(
+        speeds=(1.0,), noise_prob=1.0, noise_kinds=("babble",), snr_db=(0.0, 0.0),
+        reverb_prob=0.0, telephone_prob=0.0,
+    )  # fmt: skip
+    calls = []
+
+    def babble(n):
+        calls.append(n)
+        return _speech(n / 16000, seed=5)[:n] * 0 + np.sin(np.arange(n) * 0.3).astype(np.float32)
+
+    y = augment.corrupt(x, np.random.default_rng(1), only_babble, babble)
+    assert calls == [len(x)] and not np.allclose(y, x)
+
+
+def test_augmented_dataset_draws_per_epoch_and_keeps_targets(tmp_path):
+    import pandas as pd
+    import soundfile as sf
+
+    from hubert_ee.decode.vocab import CharVocab
+    from hubert_ee.train.asr_data import ASRData, AugmentedASRData
+
+    rows = []
+    for i in range(4):
+        path = tmp_path / f"u{i}.wav"
+        sf.write(path, _speech(1.0, seed=i) * 0.1, 16000)
+        rows.append({"id": f"u{i}", "path": str(path), "text": f"word {'abcd'[i]}", "num_samples": 16000,
+                     "start": 0.0, "duration": 1.0})  # fmt: skip
+    base = ASRData(pd.DataFrame(rows), CharVocab())
+    data = AugmentedASRData(base, augment.TrainAugmentation(noise_kinds=("babble",)), seed=3)
+    w0, t0 = data[2]
+    assert torch.equal(t0, base[2][1]) and torch.equal(w0, data[2][0])  # same (seed, epoch, item)
+    data.set_epoch(1)
+    w1, _ = data[2]
+    assert not (w0.shape == w1.shape and torch.equal(w0, w1))

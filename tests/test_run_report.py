@@ -108,3 +108,46 @@ def test_a_tracked_run_is_one_parent_with_params_figures_and_exit_status(tmp_pat
     assert ok.data.metrics["finetune_read/wer/read"] == pytest.approx(0.3)
     assert ok.data.tags["command"].endswith("print(os.environ['HUBERT_EE_PARENT_RUN_ID'])")
     assert "| kmeans_iter2/pnmi | 0.45 |" in (tmp_path / "run_report.md").read_text()
+
+
+def test_report_reads_a_pipeline_run_or_the_champions_run_from_mlflow(
+    tmp_path, monkeypatch, capsys
+):
+    import shutil
+    import sys
+
+    import mlflow
+    from conftest import ROOT
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("HUBERT_EE_TRACKING", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    _write(tmp_path, RUN)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):  # no registry yet: a clear error
+        main(["report", "--root", str(tmp_path), "--champion"])
+    assert "no champion in the registry" in capsys.readouterr().err
+    child = "import os; print(os.environ['HUBERT_EE_PARENT_RUN_ID'])"
+    main(["run", "--root", str(tmp_path), "--", sys.executable, "-c", child])
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("hubert-ee")
+    (parent,) = client.search_runs([exp.experiment_id])
+    _write(tmp_path, {"finetune_read": {"wer": {"read": 0.5}}})  # metrics/ moved on since
+    capsys.readouterr()
+    main(["report", "--root", str(tmp_path), "--run", parent.info.run_id])
+    line = next(x for x in capsys.readouterr().out.splitlines() if "finetune_read/wer/read" in x)
+    assert line.split() == ["finetune_read/wer/read", "0.3"]
+    # the champion was registered by a `register` run nested under that pipeline run
+    mlflow.set_tracking_uri(uri)
+    with mlflow.start_run(run_name="register", parent_run_id=parent.info.run_id) as reg:
+        pass
+    client.create_registered_model("hubert-ee")
+    v = client.create_model_version("hubert-ee", (tmp_path / "m").as_uri(), reg.info.run_id)
+    client.set_registered_model_alias("hubert-ee", "champion", v.version)
+    main(["report", "--root", str(tmp_path), "--champion", "--against", str(tmp_path / "metrics")])
+    out = capsys.readouterr().out
+    assert f"champion v{v.version}" in out.splitlines()[0]
+    line = next(x for x in out.splitlines() if x.startswith("finetune_read/wer/read "))
+    assert line.split() == ["finetune_read/wer/read", "0.3", "0.5", "better"]

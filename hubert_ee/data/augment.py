@@ -1,4 +1,5 @@
-"""Channel and noise augmentations that make the synthetic domains acoustically distinct.
+"""Channel and noise augmentations that make the synthetic domains acoustically distinct, and
+the same chain drawn per utterance at training time (`TrainAugmentation`, `corrupt`).
 
 Order follows the physical chain: room (reverb) → additive noise at the microphone →
 transmission channel (telephone band, 8 kHz, mu-law), so a telephone domain also band-limits
@@ -6,6 +7,10 @@ its noise the way a real phone line does.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 from scipy import signal
@@ -96,3 +101,61 @@ def normalize_rms(
     if peak > peak_limit:
         y *= peak_limit / peak
     return y.astype(np.float32)
+
+
+# Training-time corruption (issue 14): a teacher fine-tuned on clean read speech never hears a
+# noisy 8 kHz line; the same chain as the synthetic domains, drawn per utterance and epoch.
+
+
+@dataclass(frozen=True)
+class TrainAugmentation:
+    """What to draw for each training utterance; every part is applied with its own probability
+    after the utterance as a whole was picked (`prob`)."""
+
+    prob: float = 1.0
+    speeds: tuple[float, ...] = (0.9, 1.0, 1.1)  # speed perturbation (Ko et al. 2015)
+    noise_prob: float = 0.5
+    noise_kinds: tuple[str, ...] = ("white", "pink", "babble")
+    snr_db: tuple[float, float] = (5.0, 20.0)
+    reverb_prob: float = 0.3
+    rt60_s: tuple[float, float] = (0.2, 0.8)
+    telephone_prob: float = 0.5  # 300–3400 Hz, 8 kHz, mu-law
+
+
+def speed_perturb(x: np.ndarray, factor: float) -> np.ndarray:
+    """Play `factor` times faster (pitch moves with it), as Kaldi's and torchaudio's speed
+    perturbation do: resample by 1/factor and keep the sample rate."""
+    if factor == 1.0:
+        return x
+    ratio = Fraction(factor).limit_denominator(100)
+    return signal.resample_poly(x, ratio.denominator, ratio.numerator).astype(np.float32)
+
+
+def corrupt(
+    x: np.ndarray,
+    rng: np.random.Generator,
+    aug: TrainAugmentation,
+    babble: Callable[[int], np.ndarray] | None = None,
+    sample_rate: int = 16000,
+) -> np.ndarray:
+    """One draw of the training chain: speed → room → noise → channel, at the input's level.
+    `babble(n)` gives n samples of other talkers (the training set's own utterances)."""
+    if rng.random() >= aug.prob:
+        return x
+    level = np.sqrt(power(x))
+    y = speed_perturb(x, float(aug.speeds[rng.integers(len(aug.speeds))]))
+    if rng.random() < aug.reverb_prob:
+        y = reverberate(y, room_impulse_response(rng, float(rng.uniform(*aug.rt60_s)), sample_rate))
+    if rng.random() < aug.noise_prob:
+        kind = aug.noise_kinds[rng.integers(len(aug.noise_kinds))]
+        if kind == "babble" and babble is not None:
+            noise = babble(len(y))
+        elif kind == "pink":
+            noise = pink_noise(rng, len(y))
+        else:
+            noise = white_noise(rng, len(y))
+        y = mix_at_snr(y, noise, float(rng.uniform(*aug.snr_db)))
+    if rng.random() < aug.telephone_prob:
+        y = telephone_channel(y, sample_rate)
+    out_level = np.sqrt(power(y))
+    return (y * (level / out_level) if out_level > 0 else y).astype(np.float32)

@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 
 from hubert_ee.data.audio_io import read_mono_16k
+from hubert_ee.data.augment import TrainAugmentation, corrupt, fit_length
 from hubert_ee.data.manifest import load_split
 from hubert_ee.decode.vocab import CharVocab
 
@@ -43,6 +44,34 @@ class ASRData(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.wave(i), self.targets[i]
+
+
+class AugmentedASRData(ASRData):
+    """`ASRData` whose items are corrupted by `TrainAugmentation`, drawn from (seed, epoch, item):
+    the same batch after a resume, a new draw each epoch (the training loop calls `set_epoch`).
+    Lengths stay the manifest's for bucketing, so a batch of speed-perturbed audio can exceed
+    `max_batch_seconds` by up to the slowest speed's factor."""
+
+    BABBLE_TALKERS = 3
+
+    def __init__(self, base: ASRData, aug: TrainAugmentation, seed: int):
+        super().__init__(base.rows, base.vocab)
+        self.aug, self.seed, self.epoch = aug, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _babble(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        out = np.zeros(n, np.float32)
+        for j in rng.choice(len(self), size=min(self.BABBLE_TALKERS, len(self)), replace=False):
+            talker = fit_length(self.wave(int(j)).numpy(), n)
+            out += np.roll(talker, int(rng.integers(n)))
+        return out
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        x = corrupt(self.wave(i).numpy(), rng, self.aug, lambda n: self._babble(rng, n))
+        return torch.from_numpy(np.ascontiguousarray(x)), self.targets[i]
 
 
 def collate_asr(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:

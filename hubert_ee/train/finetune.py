@@ -235,6 +235,8 @@ def finetune(
     while step < last and not stopped_early:
         if batches_epoch != epoch:
             batches, batches_epoch = bucket_batches(lengths, max_samples, cfg.seed, epoch), epoch
+            if hasattr(data, "set_epoch"):  # augmentation draws per epoch
+                data.set_epoch(epoch)
         idx = batches[batch_pos]
         batch = collate([data[i] for i in idx])
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
