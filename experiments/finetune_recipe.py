@@ -112,6 +112,12 @@ BUDGET = {
         "freeze_encoder_steps": 80, "encoder_lr_scale": 0.3, **MASKS}),
     "pretrained_b8_lr1e-3_tri": ("pretrained", {**DEFAULT, "max_steps": 2000,
         "warmup_steps": 200, "eval_every": 250}),
+    # the scratch arm's recipe, unchanged, from the pretrained encoder: does the init help?
+    "pretrained_b20_lr3e-3_linear_s1.0": ("pretrained", {"lr": 3e-3, "max_batch_seconds": 20,
+        "max_steps": 800, "warmup_steps": 80, "eval_every": 100, "schedule": "linear"}),
+    # a cheaper point of the scratch recipe (the default profile's time budget)
+    "scratch_b20_lr3e-3_linear_500": ("scratch", {"lr": 3e-3, "max_batch_seconds": 20,
+        "max_steps": 500, "warmup_steps": 50, "eval_every": 100, "schedule": "linear"}),
 }  # fmt: skip
 SETS = {"recipe": RECIPE, "batch": BATCH, "augment": AUGMENT, "budget": BUDGET}
 
@@ -195,6 +201,7 @@ def main() -> None:
                                     train, dev, vocab, other_devs) for seed in seeds}  # fmt: skip
         if len(seeds) == 1:
             report["variants"][name] = rows[seeds[0]]
+            emit(report, args.out, partial=True)
             continue
         wers = [r["best_dev_wer"] for r in rows.values()]
         report["variants"][name] = {
@@ -202,6 +209,7 @@ def main() -> None:
             "best_dev_wer_mean": round(sum(wers) / len(wers), 4),
             "best_dev_wer_spread": round(max(wers) - min(wers), 4),
         }  # fmt: skip
+        emit(report, args.out, partial=True)
     emit(report, args.out)
 
 

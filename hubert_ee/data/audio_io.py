@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +34,29 @@ def resample(x: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
     """Polyphase resampling with the exact rational ratio (e.g. 22050→16000 = 320/441)."""
     if orig_sr == new_sr:
         return x.astype(np.float32, copy=False)
-    g = np.gcd(int(orig_sr), int(new_sr))
-    return signal.resample_poly(x, new_sr // g, orig_sr // g, axis=0).astype(np.float32)
+    return resample_poly(x, int(new_sr), int(orig_sr)).astype(np.float32)
+
+
+@lru_cache(maxsize=64)
+def _lowpass(up: int, down: int, dtype: str) -> np.ndarray:
+    """The anti-aliasing filter `scipy.signal.resample_poly` designs on every call (Kaiser
+    window, β = 5, 10 taps per rate on each side): designed once per ratio and dtype, since on a
+    few-second utterance the design costs as much as the filtering."""
+    rate = max(up, down)
+    h = signal.firwin(2 * 10 * rate + 1, 1.0 / rate, window=("kaiser", 5.0)).astype(dtype)
+    h.flags.writeable = False  # shared by every caller; scipy copies it before scaling
+    return h
+
+
+def resample_poly(x: np.ndarray, up: int, down: int, axis: int = 0) -> np.ndarray:
+    """`scipy.signal.resample_poly(x, up, down, axis)` with the same samples, bit for bit
+    (tested), and the filter design cached."""
+    g = int(np.gcd(up, down))
+    up, down = up // g, down // g
+    if up == down == 1:
+        return x.copy()
+    kind = x.dtype if np.issubdtype(x.dtype, np.inexact) else np.dtype(np.float64)
+    return signal.resample_poly(x, up, down, axis=axis, window=_lowpass(up, down, kind.str))
 
 
 def write_wav16(path: str | Path, x: np.ndarray, sample_rate: int) -> None:

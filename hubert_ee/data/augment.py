@@ -15,6 +15,8 @@ from fractions import Fraction
 import numpy as np
 from scipy import signal
 
+from hubert_ee.data.audio_io import resample_poly
+
 
 def power(x: np.ndarray) -> float:
     return float(np.mean(np.square(x, dtype=np.float64))) if x.size else 0.0
@@ -74,10 +76,10 @@ def telephone_channel(x: np.ndarray, sample_rate: int) -> np.ndarray:
     y = signal.sosfiltfilt(sos, x)
     if sample_rate != 8000:
         g = np.gcd(sample_rate, 8000)
-        y8 = signal.resample_poly(y, 8000 // g, sample_rate // g)
+        y8 = resample_poly(y, 8000 // g, sample_rate // g)
         peak = max(float(np.max(np.abs(y8))), 1e-9)
         y8 = mu_law_roundtrip(y8 / peak) * peak
-        y = signal.resample_poly(y8, sample_rate // g, 8000 // g)[: len(x)]
+        y = resample_poly(y8, sample_rate // g, 8000 // g)[: len(x)]
     return y.astype(np.float32)
 
 
@@ -128,7 +130,7 @@ def speed_perturb(x: np.ndarray, factor: float) -> np.ndarray:
     if factor == 1.0:
         return x
     ratio = Fraction(factor).limit_denominator(100)
-    return signal.resample_poly(x, ratio.denominator, ratio.numerator).astype(np.float32)
+    return resample_poly(x, ratio.denominator, ratio.numerator).astype(np.float32)
 
 
 def corrupt(
