@@ -374,7 +374,10 @@ class DistillParams(CTCTrainParams):
     beta: float = Field(default=1.0, ge=0)
     temperature: float = Field(default=1.0, gt=0)
     teacher_weights: Literal["equal", "uncertainty"] | list[float] = "equal"
-    single_teacher_arms: bool = True
+    single_teacher_arms: bool = Field(
+        default=False,
+        description="also train one unc_kd arm per teacher (ablation; one more arm each)",
+    )
     teacher_output_shards: int = Field(default=4, ge=1, le=100_000)
     speed_repeats: int = Field(default=7, ge=1, le=1000)
     speed_utterances: int = Field(default=20, ge=1)
