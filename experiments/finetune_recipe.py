@@ -12,7 +12,9 @@ number of audio seconds, so steps = budget / batch seconds; head-only phase and 
 10 % of each variant's steps), `augment` (params.yaml's recipe with and without training-time
 corruption, issue 14: does a teacher trained on clean speech get closer to the noisy telephone
 target? Use `--eval-domains phone,lecture` to score the target's dev split too), `budget`
-(today's recipe and the pre-issue-13 one, each given the old recipe's 16 000 audio seconds).
+(today's recipe and the pre-issue-13 one, each given the old recipe's 16 000 audio seconds),
+`uncertainty` (the σ² head's likelihood integrated per utterance or per frame, issue 14; each
+variant's best model is probed with experiments/uncertainty_probe.py on every dev split scored).
 
 Run: `python experiments/finetune_recipe.py models/pretrain_iter2/encoder.safetensors
       --domain read --set recipe --steps 250 --out experiments/results/finetune_recipe.json`
@@ -22,6 +24,9 @@ Run: `python experiments/finetune_recipe.py models/pretrain_iter2/encoder.safete
      `python experiments/finetune_recipe.py models/pretrain_iter2/encoder.safetensors
       --domain read --set budget --threads 1 --variants scratch_b20_lr3e-3_linear,scratch_b8_lr1e-3_tri
       --out experiments/results/finetune_budget_scratch.json` (and the two pretrained_* variants)
+     `python experiments/finetune_recipe.py models/pretrain_iter2/encoder.safetensors
+      --domain read --set uncertainty --steps 800 --eval-every 100 --eval-domains phone
+      --out experiments/results/finetune_uncertainty_read.json`
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from pathlib import Path
 
 import torch
 from report import emit  # experiments/report.py (the script's folder is on sys.path)
+from uncertainty_probe import probe
 
 from hubert_ee.config import AugmentParams, load_params
 from hubert_ee.decode.emissions import emissions, greedy_scores
@@ -77,15 +83,16 @@ BATCH = {
     "pretrained_b8_s0.3": ("pretrained", _per_batch(8, BUDGET_S, {"lr": 3e-3, "encoder_lr_scale": 0.3}, True)),
     "pretrained_b8_s1.0": ("pretrained", _per_batch(8, BUDGET_S, {"lr": 1e-3, "encoder_lr_scale": 1.0}, True)),
 }  # fmt: skip
-# params.yaml's recipe for the pretrained arm at the lr its probe chooses (1e-3 in the default
-# runs); `augment` adds the training-time corruption of hubert_ee.data.augment
+# params.yaml's fine-tuning recipe (chosen with the `budget` set); `augment` adds the
+# training-time corruption of hubert_ee.data.augment
 DEFAULT = {
-    "lr": 1e-3,
-    "max_batch_seconds": 8,
-    "freeze_encoder_steps": 80,
-    "encoder_lr_scale": 0.3,
-    **NEW,
+    "lr": 3e-3,
+    "max_batch_seconds": 20,
+    "schedule": "linear",
 }  # fmt: skip (steps and warm-up: --steps)
+# the recipe before the `budget` set chose DEFAULT (pretrained arm at its probe-chosen lr)
+BEFORE_BUDGET = {"lr": 1e-3, "max_batch_seconds": 8, "freeze_encoder_steps": 80,
+                 "encoder_lr_scale": 0.3, **NEW}  # fmt: skip
 AUG = {"prob": 1.0, "speeds": [0.9, 1.0, 1.1], "noise_prob": 0.5,
        "noise_kinds": ["white", "pink", "babble"], "snr_db": [5, 20], "reverb_prob": 0.3,
        "rt60_s": [0.2, 0.8], "telephone_prob": 0.5}  # fmt: skip
@@ -94,10 +101,8 @@ AUGMENT = {
     "pretrained_aug": ("pretrained", {**DEFAULT, "augment": AUG}),
     "pretrained_aug_phone": ("pretrained", {**DEFAULT, "augment": {**AUG, "noise_prob": 0.8,
                                                                   "telephone_prob": 0.8}}),
-    "scratch": ("scratch", {**DEFAULT, "lr": 1e-3, "freeze_encoder_steps": 0,
-                            "encoder_lr_scale": 1.0}),
-    "scratch_aug": ("scratch", {**DEFAULT, "freeze_encoder_steps": 0, "encoder_lr_scale": 1.0,
-                                "augment": AUG}),
+    "scratch": ("scratch", DEFAULT),
+    "scratch_aug": ("scratch", {**DEFAULT, "augment": AUG}),
 }  # fmt: skip
 # `budget`: the recipe before issue 13 reached dev WER ≈ 0.34 on read with 800 x 20 s per arm
 # (lr 3e-3, linear decay, no masks); today's arms get 800 x 8 s and stop near 0.85. Every
@@ -105,12 +110,12 @@ AUGMENT = {
 BUDGET = {
     "scratch_b20_lr3e-3_linear": ("scratch", {"lr": 3e-3, "max_batch_seconds": 20,
         "max_steps": 800, "warmup_steps": 80, "eval_every": 100, "schedule": "linear"}),
-    "scratch_b8_lr1e-3_tri": ("scratch", {**DEFAULT, "freeze_encoder_steps": 0,
+    "scratch_b8_lr1e-3_tri": ("scratch", {**BEFORE_BUDGET, "freeze_encoder_steps": 0,
         "encoder_lr_scale": 1.0, "max_steps": 2000, "warmup_steps": 200, "eval_every": 250}),
     "pretrained_b20_lr3e-3_linear_s0.3": ("pretrained", {"lr": 3e-3, "max_batch_seconds": 20,
         "max_steps": 800, "warmup_steps": 80, "eval_every": 100, "schedule": "linear",
         "freeze_encoder_steps": 80, "encoder_lr_scale": 0.3, **MASKS}),
-    "pretrained_b8_lr1e-3_tri": ("pretrained", {**DEFAULT, "max_steps": 2000,
+    "pretrained_b8_lr1e-3_tri": ("pretrained", {**BEFORE_BUDGET, "max_steps": 2000,
         "warmup_steps": 200, "eval_every": 250}),
     # the scratch arm's recipe, unchanged, from the pretrained encoder: does the init help?
     "pretrained_b20_lr3e-3_linear_s1.0": ("pretrained", {"lr": 3e-3, "max_batch_seconds": 20,
@@ -119,7 +124,15 @@ BUDGET = {
     "scratch_b20_lr3e-3_linear_500": ("scratch", {"lr": 3e-3, "max_batch_seconds": 20,
         "max_steps": 500, "warmup_steps": 50, "eval_every": 100, "schedule": "linear"}),
 }  # fmt: skip
-SETS = {"recipe": RECIPE, "batch": BATCH, "augment": AUGMENT, "budget": BUDGET}
+# `uncertainty` (issue 14): the σ² head integrated per utterance (DESIGN §6) or per frame
+# against the CTC alignment; each variant's best model is probed on the dev splits
+# (experiments/uncertainty_probe.py: AUROC of wrong-vs-right tokens, Spearman against CER)
+UNCERTAINTY = {
+    "pretrained_sequence": ("pretrained", {**DEFAULT, "uncertainty_loss": "sequence"}),
+    "pretrained_frame": ("pretrained", {**DEFAULT, "uncertainty_loss": "frame"}),
+}  # fmt: skip
+SETS = {"recipe": RECIPE, "batch": BATCH, "augment": AUGMENT, "budget": BUDGET,
+        "uncertainty": UNCERTAINTY}  # fmt: skip
 
 
 def train_variant(
@@ -156,6 +169,12 @@ def train_variant(
         scores = greedy_scores(emissions(model, data, 60.0, torch.device("cpu")), data)
         row[f"dev_wer/{domain}"] = round(scores["wer"], 4)
         row[f"dev_cer/{domain}"] = round(scores["cer"], 4)
+    if model.variance_head is not None and args.set == "uncertainty":
+        row["uncertainty_probe"] = {
+            d: probe(model, data, vocab, 60.0)
+            for d, data in {args.domain: dev, **other_devs}.items()
+        }
+        print(json.dumps({name: {"uncertainty_probe": row["uncertainty_probe"]}}), flush=True)
     shown = ("seed", "best_dev_wer", "best_dev_cer", "wall_s", *[k for k in row if "/" in k])
     print(json.dumps({name: {k: row[k] for k in shown}}), flush=True)
     return row

@@ -276,6 +276,11 @@ class CTCTrainParams(_Strict):
     final_dropout: float = Field(default=0.1, ge=0, lt=1)
     uncertainty: bool = True
     uncertainty_samples: int = Field(default=4, ge=0, le=64)
+    uncertainty_loss: Literal["sequence", "frame"] = Field(
+        default="sequence",
+        description="integrate the likelihood over σ per utterance (sequence) or per frame against "
+        "the CTC alignment posterior (frame); hubert_ee.train.losses",
+    )
     eval_every: int = Field(default=100, ge=1)
     patience: int = Field(default=3, ge=1, description="evaluations without dev-WER improvement")
     eval_batch_seconds: float = Field(default=60.0, gt=0)

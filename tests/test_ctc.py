@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +16,13 @@ from hubert_ee.metrics.wer import cer, wer
 from hubert_ee.models.config import tiny
 from hubert_ee.models.ctc_model import CTCModel
 from hubert_ee.models.encoder import HubertEncoder
-from hubert_ee.train.losses import ctc_loss, sampled_ctc_loss
+from hubert_ee.train.losses import (
+    alignment_posteriors,
+    ctc_loss,
+    frame_integrated_ctc_loss,
+    sampled_ctc_loss,
+    uncertain_ctc_loss,
+)
 
 V = CharVocab()
 
@@ -172,3 +179,48 @@ def test_beam_search_agrees_with_greedy_on_peaked_emissions_and_uses_the_lexicon
     lp = x.log_softmax(-1)[None]
     assert greedy_decode(lp, None, V) == ["bat a"]
     assert BeamDecoder(V, 8, words={"bet", "a"})(lp, None) == ["bet a"]
+
+
+def test_alignment_posteriors_are_distributions_on_valid_frames_and_follow_the_only_path():
+    """With as many frames as target tokens CTC has one path: γ is one-hot on the target."""
+    logits = torch.randn(2, 4, 5)
+    targets = torch.tensor([1, 2, 3, 4, 2, 2])  # utterance 2: "2 2" needs a blank between
+    tlen = torch.tensor([4, 2])
+    lengths = torch.tensor([4, 3])
+    gamma, valid = alignment_posteriors(logits, lengths, targets, tlen)
+    assert valid.tolist() == [[True] * 4, [True, True, True, False]]
+    assert torch.allclose(gamma[0], F.one_hot(torch.tensor([1, 2, 3, 4]), 5).float(), atol=1e-5)
+    assert torch.allclose(gamma[1, :3], F.one_hot(torch.tensor([2, 0, 2]), 5).float(), atol=1e-5)
+    infeasible, ok = alignment_posteriors(logits, torch.tensor([4, 1]), targets, tlen)
+    assert ok[1].sum() == 0  # a transcript that cannot fit its frames gives no target
+
+
+def test_frame_integrated_loss_rewards_variance_only_where_the_logits_are_wrong():
+    """Per frame: at a confidently wrong frame some σ² lowers the loss; at a confidently right
+    frame any σ² raises it; and σ = 0 gives CTC + the cross-entropy of softmax(f) against γ."""
+    targets, tlen, lengths = torch.tensor([1, 2]), torch.tensor([2]), torch.tensor([2])
+    right = torch.tensor([[[-5.0, 5.0, -5.0], [-5.0, -5.0, 5.0]]])
+    wrong = torch.tensor([[[-5.0, 5.0, -5.0], [-5.0, 5.0, -3.0]]])  # frame 2 says 1, truth 2
+
+    def loss(logits, var2):
+        g = torch.Generator().manual_seed(0)
+        v = torch.full_like(logits, var2)
+        return frame_integrated_ctc_loss(logits, v, lengths, targets, tlen, 64, generator=g).item()
+
+    plain = ctc_loss(wrong, lengths, targets, tlen).item()
+    ce = -F.log_softmax(wrong, -1)[0, [0, 1], [1, 2]].mean().item()
+    assert loss(wrong, 0.0) == pytest.approx(plain + ce, rel=1e-4)
+    assert min(loss(wrong, v) for v in (1.0, 4.0, 16.0)) < loss(wrong, 0.0) - 0.5
+    assert loss(right, 4.0) > loss(right, 0.0)
+
+
+def test_frame_integrated_loss_trains_only_the_variance_head():
+    logits = torch.randn(1, 6, 4, requires_grad=True)
+    var = torch.full((1, 6, 4), 0.5, requires_grad=True)
+    args = (torch.tensor([6]), torch.tensor([1, 2]), torch.tensor([2]), 4)
+    frame_integrated_ctc_loss(logits, var, *args).backward()
+    ctc_grad = torch.autograd.grad(ctc_loss(logits, *args[:3]), logits)[0]
+    assert torch.allclose(logits.grad, ctc_grad, atol=1e-6)  # f sees plain CTC only
+    assert var.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="sequence \\| frame"):
+        uncertain_ctc_loss("token", logits, var, *args)

@@ -21,7 +21,7 @@ from hubert_ee.features.store import FrameStore
 from hubert_ee.models.ctc_model import CTCOutput
 from hubert_ee.train.asr_data import ASRData
 from hubert_ee.train.finetune import Objective
-from hubert_ee.train.losses import sampled_ctc_loss, token_kd_loss, uncertainty_kd_loss
+from hubert_ee.train.losses import token_kd_loss, uncertain_ctc_loss, uncertainty_kd_loss
 
 
 class KDData(ASRData):
@@ -100,6 +100,7 @@ class KDConfig:
     teacher_weights: tuple[float, ...]  # r_k, summing to 1
     uncertainty_samples: int
     per_utterance: bool = False  # r_k from each teacher's uncertainty on the utterance
+    uncertainty_loss: str = "sequence"  # the student's CTC term (losses.uncertain_ctc_loss)
 
 
 def teacher_weights(cfg: KDConfig, variance: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -132,7 +133,8 @@ def kd_objective(cfg: KDConfig) -> Objective:
         has_text = batch["target_lengths"] > 0
         if cfg.alpha < 1 and bool(has_text.any()):
             rows = has_text.nonzero().squeeze(1)
-            ctc = sampled_ctc_loss(
+            ctc = uncertain_ctc_loss(
+                cfg.uncertainty_loss,
                 out.logits[rows],
                 None if out.variance is None else out.variance[rows],
                 out.frame_lengths[rows],

@@ -27,7 +27,7 @@ from hubert_ee.models.ctc_model import CTCModel, CTCOutput
 from hubert_ee.train.asr_data import ASRData, collate_asr
 from hubert_ee.train.batching import bucket_batches
 from hubert_ee.train.checkpointing import load_state, save_state
-from hubert_ee.train.losses import sampled_ctc_loss
+from hubert_ee.train.losses import uncertain_ctc_loss
 from hubert_ee.train.masking import span_mask
 from hubert_ee.train.optim import adamw_with_schedule
 
@@ -51,6 +51,7 @@ class FinetuneConfig:
     seed: int
     encoder_lr_scale: float = 1.0  # the encoder's peak lr as a fraction of the heads'
     schedule: str = "linear"  # a key of hubert_ee.train.optim.SCHEDULES
+    uncertainty_loss: str = "sequence"  # hubert_ee.train.losses.uncertain_ctc_loss
 
     @classmethod
     def from_section(cls, section, seed: int, **overrides) -> FinetuneConfig:
@@ -69,10 +70,11 @@ class FinetuneConfig:
 Objective = Callable[[CTCOutput, dict, torch.Generator], tuple[torch.Tensor, dict]]
 
 
-def ctc_objective(samples: int) -> Objective:
+def ctc_objective(samples: int, mode: str = "sequence") -> Objective:
     def objective(out: CTCOutput, batch: dict, gen) -> tuple[torch.Tensor, dict]:
         device = out.logits.device
-        loss = sampled_ctc_loss(
+        loss = uncertain_ctc_loss(
+            mode,
             out.logits,
             out.variance,
             out.frame_lengths,
@@ -156,7 +158,7 @@ def finetune(
     `stop_at` pauses after that step (dev-scored, state saved); a later call with the same
     state path continues on the same schedule (the lr probes of `lr_choice`).
     """
-    objective = objective or ctc_objective(cfg.uncertainty_samples)
+    objective = objective or ctc_objective(cfg.uncertainty_samples, cfg.uncertainty_loss)
     score_dev = score_dev or (lambda m, d: dev_scores(m, d, cfg.max_batch_seconds, device))
     model.to(device).train()
     for p in model.encoder.feature_extractor.parameters():

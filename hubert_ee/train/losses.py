@@ -76,6 +76,79 @@ def sampled_ctc_loss(
     return (integrated / target_lengths.to(integrated).clamp(min=1)).mean()
 
 
+def alignment_posteriors(
+    logits: torch.Tensor,
+    frame_lengths: torch.Tensor,
+    targets: torch.Tensor,
+    target_lengths: torch.Tensor,
+    blank: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """γ_t(c) = p(π_t = c | y, x), the CTC forward-backward occupation of each class at each
+    frame given the reference, and the (batch, frames) mask of frames that have one (valid
+    frames of feasible utterances). Read off torch's CTC gradient, which is taken through the
+    log-softmax: ∂CTC/∂log p_t(c) = p_t(c) − γ_t(c)."""
+    log_probs = F.log_softmax(logits.detach().float(), dim=-1).requires_grad_(True)
+    with torch.enable_grad():
+        nll = F.ctc_loss(
+            log_probs.transpose(0, 1),
+            targets,
+            frame_lengths,
+            target_lengths,
+            blank=blank,
+            reduction="none",
+            zero_infinity=True,
+        )
+        (grad,) = torch.autograd.grad(nll.sum(), log_probs)
+    gamma = (log_probs.detach().exp() - grad).clamp(min=0.0)
+    frames = torch.arange(logits.shape[1], device=logits.device)
+    valid = (frames[None, :] < frame_lengths[:, None]) & torch.isfinite(nll)[:, None]
+    valid &= (nll > 0)[:, None]  # zero_infinity turned an infeasible utterance into 0
+    return gamma, valid
+
+
+def frame_integrated_ctc_loss(
+    logits: torch.Tensor,
+    variance: torch.Tensor | None,
+    frame_lengths: torch.Tensor,
+    targets: torch.Tensor,
+    target_lengths: torch.Tensor,
+    samples: int,
+    blank: int = 0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """CTC on f, plus Kendall & Gal's integrated likelihood taken per frame against the CTC
+    alignment posterior γ_t (DESIGN §6, the frame-level reading):
+        mean_t  − Σ_c γ_t(c) · log( 1/S · Σ_s softmax(f_t + σ_t ⊙ ε_s)_c ),  f detached.
+
+    Why per frame: integrated over whole utterances, one noise draw must fix the few wrong
+    frames without breaking the hundreds of right ones, so S samples almost never pay and σ²
+    shrinks everywhere; per frame, σ² grows exactly where f disagrees with the alignment. With
+    f detached the σ term trains only the variance head, and f sees the plain CTC loss."""
+    loss = ctc_loss(logits, frame_lengths, targets, target_lengths, blank)
+    if variance is None or samples == 0:
+        return loss
+    gamma, valid = alignment_posteriors(logits, frame_lengths, targets, target_lengths, blank)
+    f = logits.detach().float()
+    std = variance.float().sqrt()
+    log_p = []
+    for _ in range(samples):
+        eps = torch.randn(f.shape, generator=generator, device="cpu").to(f.device)
+        log_p.append(F.log_softmax(f + std * eps, dim=-1))
+    log_mean_p = torch.logsumexp(torch.stack(log_p), dim=0) - math.log(samples)
+    per_frame = -(gamma * log_mean_p).sum(-1)
+    return loss + _masked_frame_mean(per_frame, valid)
+
+
+def uncertain_ctc_loss(mode: str, *args, **kwargs) -> torch.Tensor:
+    """The CTC loss of a model with an uncertainty head, integrated over σ per utterance
+    (`sequence`, `sampled_ctc_loss`) or per frame (`frame`, `frame_integrated_ctc_loss`)."""
+    if mode == "sequence":
+        return sampled_ctc_loss(*args, **kwargs)
+    if mode == "frame":
+        return frame_integrated_ctc_loss(*args, **kwargs)
+    raise ValueError(f"unknown uncertainty_loss {mode!r} (sequence | frame)")
+
+
 def _masked_frame_mean(
     per_frame: torch.Tensor, valid: torch.Tensor, row_weights: torch.Tensor | None = None
 ) -> torch.Tensor:
