@@ -3,7 +3,9 @@ MiniBatchKMeans, fairseq settings) on the same fit frames and K, in one process.
 
 Arms: `sklearn` (20 inits, 100 iterations), `torch` (1 init, 100 iterations: its recipe before
 faiss), `faiss` (the params' iterations and init), `faiss_100it` (100 iterations) and
-`faiss_random` (random init instead of k-means++). For each arm one JSON line: fit wall time,
+`faiss_random` (random init instead of k-means++) and `faiss_256pc` (faiss's own default of at
+most 256 fit points per centroid, i.e. a random subsample of the fit frames, which the stage
+does not do). For each arm one JSON line: fit wall time,
 peak extra memory during the fit, inertia (mean squared distance) on the fit frames and on the
 held-out split, and PNMI on the held-out split (labels applied as the stage applies them); then
 one line with the ratios. Needs the features of an iteration (`dvc repro features_iter1`).
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from hubert_ee.cluster.kmeans import fit, sample_fit_frames
+from hubert_ee.cluster.kmeans import fit, fit_faiss, sample_fit_frames
 from hubert_ee.cluster.pseudo_labels import label_store, score
 from hubert_ee.config import load_params
 from hubert_ee.data.manifest import load_split
@@ -79,12 +81,16 @@ def main() -> None:
         "faiss": ("faiss", km.max_iter, km.n_init, km.init),
         "faiss_100it": ("faiss", 100, km.n_init, km.init),
         "faiss_random": ("faiss", km.max_iter, km.n_init, "random"),
+        "faiss_256pc": ("faiss", km.max_iter, km.n_init, km.init),
     }
     rows = {}
     for name in args.arms.split(","):
         impl, max_iter, n_init, init = arms[name]
         with PeakRss() as mem:
-            model = fit(impl, x, k, max_iter, n_init, params.seed, init)
+            if name == "faiss_256pc":
+                model = fit_faiss(x, k, max_iter, n_init, params.seed, init, 256)
+            else:
+                model = fit(impl, x, k, max_iter, n_init, params.seed, init)
         out = Path(f"/tmp/hubert-ee-bench-kmeans-{name}")
         _, eval_inertia = label_store(eval_store, model.centroids, out, implementation=impl)
         q = score(FrameStore(out), manifest)
@@ -96,7 +102,7 @@ def main() -> None:
             "max_iter": max_iter,
             "n_init": n_init,
             "init": init,
-            "fit_frames": len(x),
+            "fit_frames": min(len(x), 256 * k) if name == "faiss_256pc" else len(x),
             "dim": int(x.shape[1]),
             "fit_seconds": round(model.seconds, 2),
             "fit_peak_extra_mb": round(mem.extra_mb, 1),

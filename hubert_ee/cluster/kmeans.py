@@ -184,10 +184,17 @@ def _faiss_gpus() -> int:
 
 
 def fit_faiss(
-    x: np.ndarray, k: int, max_iter: int, n_init: int, seed: int, init: str = "kmeans++"
+    x: np.ndarray,
+    k: int,
+    max_iter: int,
+    n_init: int,
+    seed: int,
+    init: str = "kmeans++",
+    max_points_per_centroid: int | None = None,
 ) -> KMeansFit:
     """`faiss.Kmeans` on every fit frame: `max_points_per_centroid` is raised so that faiss does
-    not subsample the fit set behind our back (its default keeps 256 points per centroid)."""
+    not subsample the fit set behind our back (its default keeps 256 points per centroid); a
+    value here subsamples on purpose (benchmarks/kmeans.py measures what that costs)."""
     import faiss
 
     t0 = time.perf_counter()
@@ -200,7 +207,7 @@ def fit_faiss(
         nredo=n_init,
         seed=seed,
         verbose=False,
-        max_points_per_centroid=-(-len(x) // k) + 1,
+        max_points_per_centroid=max_points_per_centroid or -(-len(x) // k) + 1,
         min_points_per_centroid=1,
         init_method=faiss.ClusteringInitMethod_KMEANS_PLUS_PLUS
         if init == "kmeans++"
