@@ -76,19 +76,20 @@ def main() -> None:
     eval_store = FrameStore(feats / km.eval_split)
     manifest = load_split(args.manifests, km.eval_split)
     arms = {
-        "sklearn": ("sklearn", 100, 20, "kmeans++"),
-        "torch": ("torch", 100, 1, "kmeans++"),
-        "faiss": ("faiss", km.max_iter, km.n_init, km.init),
-        "faiss_100it": ("faiss", 100, km.n_init, km.init),
-        "faiss_random": ("faiss", km.max_iter, km.n_init, "random"),
-        "faiss_256pc": ("faiss", km.max_iter, km.n_init, km.init),
+        # implementation, iterations, inits, init, at most this many fit points per centroid
+        "sklearn": ("sklearn", 100, 20, "kmeans++", None),
+        "torch": ("torch", 100, 1, "kmeans++", None),
+        "faiss": ("faiss", km.max_iter, km.n_init, km.init, None),
+        "faiss_100it": ("faiss", 100, km.n_init, km.init, None),
+        "faiss_random": ("faiss", km.max_iter, km.n_init, "random", None),
+        "faiss_256pc": ("faiss", km.max_iter, km.n_init, km.init, 256),
     }
     rows = {}
     for name in args.arms.split(","):
-        impl, max_iter, n_init, init = arms[name]
+        impl, max_iter, n_init, init, per_centroid = arms[name]
         with PeakRss() as mem:
-            if name == "faiss_256pc":
-                model = fit_faiss(x, k, max_iter, n_init, params.seed, init, 256)
+            if per_centroid:
+                model = fit_faiss(x, k, max_iter, n_init, params.seed, init, per_centroid)
             else:
                 model = fit(impl, x, k, max_iter, n_init, params.seed, init)
         out = Path(f"/tmp/hubert-ee-bench-kmeans-{name}")
@@ -102,7 +103,7 @@ def main() -> None:
             "max_iter": max_iter,
             "n_init": n_init,
             "init": init,
-            "fit_frames": min(len(x), 256 * k) if name == "faiss_256pc" else len(x),
+            "fit_frames": min(len(x), per_centroid * k) if per_centroid else len(x),
             "dim": int(x.shape[1]),
             "fit_seconds": round(model.seconds, 2),
             "fit_peak_extra_mb": round(mem.extra_mb, 1),

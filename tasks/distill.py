@@ -57,18 +57,16 @@ def arms(params: Params) -> dict[str, KDConfig]:
         weights = tuple([1.0 / k] * k)
     samples = dp.uncertainty_samples if dp.uncertainty else 0
     per_utt = dp.teacher_weights == "uncertainty"
-    mode = dp.uncertainty_loss
+    loss = {"uncertainty_loss": dp.uncertainty_loss}
     out = {
-        "student_only": KDConfig(0.0, 0.0, dp.temperature, weights, samples, False, mode),
-        "tok_kd": KDConfig(dp.alpha, 0.0, dp.temperature, weights, samples, per_utt, mode),
-        "unc_kd": KDConfig(dp.alpha, dp.beta, dp.temperature, weights, samples, per_utt, mode),
+        "student_only": KDConfig(0.0, 0.0, dp.temperature, weights, samples, **loss),
+        "tok_kd": KDConfig(dp.alpha, 0.0, dp.temperature, weights, samples, per_utt, **loss),
+        "unc_kd": KDConfig(dp.alpha, dp.beta, dp.temperature, weights, samples, per_utt, **loss),
     }
     if dp.single_teacher_arms and k > 1:
         for i, d in enumerate(teachers):
             one = tuple(1.0 if j == i else 0.0 for j in range(k))
-            out[f"unc_kd_{d}"] = KDConfig(
-                dp.alpha, dp.beta, dp.temperature, one, samples, False, mode
-            )
+            out[f"unc_kd_{d}"] = KDConfig(dp.alpha, dp.beta, dp.temperature, one, samples, **loss)
     return out
 
 

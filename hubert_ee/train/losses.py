@@ -49,6 +49,19 @@ def ctc_nll(
     )
 
 
+def _noisy_logits(
+    logits: torch.Tensor, variance: torch.Tensor, samples: int, generator: torch.Generator | None
+) -> list[torch.Tensor]:
+    """S draws of f + σ ⊙ ε, ε ~ N(0, I) drawn on the CPU generator (the same noise on any
+    device, so a run is reproducible wherever it trains)."""
+    std = variance.float().sqrt()
+    return [
+        logits
+        + std * torch.randn(logits.shape, generator=generator, device="cpu").to(logits.device)
+        for _ in range(samples)
+    ]
+
+
 def sampled_ctc_loss(
     logits: torch.Tensor,
     variance: torch.Tensor | None,
@@ -67,11 +80,10 @@ def sampled_ctc_loss(
     large σ² pay off where the logits are confidently wrong (a noisy sample may explain y)."""
     if variance is None or samples == 0:
         return ctc_loss(logits, frame_lengths, targets, target_lengths, blank)
-    std = variance.float().sqrt()
-    nll = []
-    for _ in range(samples):
-        eps = torch.randn(logits.shape, generator=generator, device="cpu").to(logits.device)
-        nll.append(ctc_nll(logits + std * eps, frame_lengths, targets, target_lengths, blank))
+    nll = [
+        ctc_nll(g, frame_lengths, targets, target_lengths, blank)
+        for g in _noisy_logits(logits, variance, samples, generator)
+    ]
     integrated = math.log(samples) - torch.logsumexp(-torch.stack(nll), dim=0)
     return (integrated / target_lengths.to(integrated).clamp(min=1)).mean()
 
@@ -86,20 +98,12 @@ def alignment_posteriors(
     """γ_t(c) = p(π_t = c | y, x), the CTC forward-backward occupation of each class at each
     frame given the reference, and the (batch, frames) mask of frames that have one (valid
     frames of feasible utterances). Read off torch's CTC gradient, which is taken through the
-    log-softmax: ∂CTC/∂log p_t(c) = p_t(c) − γ_t(c)."""
-    log_probs = F.log_softmax(logits.detach().float(), dim=-1).requires_grad_(True)
+    log-softmax: ∂CTC/∂f_t(c) = p_t(c) − γ_t(c)."""
+    leaf = logits.detach().float().requires_grad_(True)
     with torch.enable_grad():
-        nll = F.ctc_loss(
-            log_probs.transpose(0, 1),
-            targets,
-            frame_lengths,
-            target_lengths,
-            blank=blank,
-            reduction="none",
-            zero_infinity=True,
-        )
-        (grad,) = torch.autograd.grad(nll.sum(), log_probs)
-    gamma = (log_probs.detach().exp() - grad).clamp(min=0.0)
+        nll = ctc_nll(leaf, frame_lengths, targets, target_lengths, blank)
+        (grad,) = torch.autograd.grad(nll.sum(), leaf)
+    gamma = (F.softmax(leaf.detach(), dim=-1) - grad).clamp(min=0.0)
     frames = torch.arange(logits.shape[1], device=logits.device)
     valid = (frames[None, :] < frame_lengths[:, None]) & torch.isfinite(nll)[:, None]
     valid &= (nll > 0)[:, None]  # zero_infinity turned an infeasible utterance into 0
@@ -129,11 +133,7 @@ def frame_integrated_ctc_loss(
         return loss
     gamma, valid = alignment_posteriors(logits, frame_lengths, targets, target_lengths, blank)
     f = logits.detach().float()
-    std = variance.float().sqrt()
-    log_p = []
-    for _ in range(samples):
-        eps = torch.randn(f.shape, generator=generator, device="cpu").to(f.device)
-        log_p.append(F.log_softmax(f + std * eps, dim=-1))
+    log_p = [F.log_softmax(g, dim=-1) for g in _noisy_logits(f, variance, samples, generator)]
     log_mean_p = torch.logsumexp(torch.stack(log_p), dim=0) - math.log(samples)
     per_frame = -(gamma * log_mean_p).sum(-1)
     return loss + _masked_frame_mean(per_frame, valid)
