@@ -15,7 +15,7 @@ endif
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install check-params repro exp-show workspace flow serve serve-model prefect-ui mlflow-ui test test-fast lint format bench clean-runs
+.PHONY: help install gpu-wheels check-params repro exp-show workspace flow serve serve-model prefect-ui mlflow-ui test test-fast lint format bench clean-runs
 
 ## help: this list (`make <target> [PROFILE=smoke]`)
 help:
@@ -74,6 +74,12 @@ serve: install workspace
 ## prefect-ui: Prefect server + UI on http://127.0.0.1:4200 (state in .prefect/)
 prefect-ui: install
 	PREFECT_HOME=$(CURDIR)/.prefect $(BIN)/prefect server start --host 127.0.0.1 --port 4200
+
+## gpu-wheels: wheels for a GPU box with only torch (CPython 3.12) in .whl/, for benchmarks/gpu_profile.py
+gpu-wheels: install
+	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+		--implementation cp $(foreach n,17 24 27 28 31 34 35,--platform manylinux_2_$(n)_x86_64) \
+		--platform manylinux2014_x86_64 -d .whl -r benchmarks/gpu_wheels.txt
 
 ## mlflow-ui: MLflow UI on http://127.0.0.1:5000 over the project's store
 mlflow-ui: install

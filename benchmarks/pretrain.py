@@ -3,7 +3,8 @@ configuration, same batches, same process, forward + backward + optimizer step.
 
 Prints one JSON line per implementation (audio seconds per second, median of interleaved
 repeats) and one with the ratio ours / torchaudio. On a GPU also bf16 autocast throughput and
-model FLOPs utilisation (MFU) against --peak-tflops.
+model FLOPs utilisation (MFU): the step's FLOPs as torch's FLOP counter measures them, per
+second, over --peak-tflops (the GPU's dense bf16 peak).
 Run: `python benchmarks/pretrain.py [--preset tiny|base] [--batch 4] [--seconds 8]`.
 """
 
@@ -19,6 +20,7 @@ from statistics import median
 
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 from torchaudio.models import hubert_pretrain_model
 
 from hubert_ee.models import config as mc
@@ -41,17 +43,12 @@ def torchaudio_model(cfg: mc.EncoderConfig, k: int, final_dim: int):
     )  # fmt: skip
 
 
-def encoder_flops_per_second_of_audio(cfg: mc.EncoderConfig) -> float:
-    """Forward multiply-adds × 2 per second of 16 kHz audio (CNN + projection + transformer)."""
-    flops, n, c_in = 0.0, 16000.0, 1
-    for c_out, k, s in cfg.conv_layers:
-        n = (n - k) / s + 1
-        flops += 2 * n * c_out * c_in * k
-        c_in = c_out
-    t, d = n, cfg.embed_dim
-    flops += 2 * t * c_in * d
-    per_layer = 2 * t * (4 * d * d + 2 * d * cfg.ffn_dim) + 2 * 2 * t * t * d
-    return flops + cfg.num_layers * per_layer
+def measured_flops(step, amp: bool) -> int:
+    """FLOPs of one training step (forward + backward) as torch's FLOP counter counts them
+    (matmuls, convolutions, attention), not an analytic estimate."""
+    with FlopCounterMode(display=False) as counter:
+        step(amp)
+    return counter.get_total_flops()
 
 
 def main() -> None:
@@ -61,6 +58,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--layers", type=int, default=None, help="override the preset's depth")
     ap.add_argument(
         "--peak-tflops",
         type=float,
@@ -72,6 +70,8 @@ def main() -> None:
     cfg = mc.base() if args.preset == "base" else mc.tiny()
     # torchaudio has only the CNN front end: compare like with like.
     cfg = replace(cfg, frontend="cnn", layer_drop=0.0)
+    if args.layers:
+        cfg = replace(cfg, num_layers=args.layers)
     final_dim = 256 if args.preset == "base" else 128
     torch.manual_seed(0)
     ours = HubertPretrainModel(HubertEncoder(cfg), args.k, final_dim).to(device).train()
@@ -128,6 +128,10 @@ def main() -> None:
         for fn in (step_ours, step_ref):  # warm-up
             fn(amp)
             fn(amp)
+        flops = {
+            "ours": measured_flops(step_ours, amp),
+            "torchaudio": measured_flops(step_ref, amp),
+        }
         times = {"ours": [], "torchaudio": []}
         for _ in range(args.repeats):  # interleaved
             times["ours"].append(timed(step_ours, amp))
@@ -141,9 +145,10 @@ def main() -> None:
                 "audio_seconds_per_s": round(audio / median(ts), 2),
                 "median_step_s": round(median(ts), 4),
             }
+            row["step_tflops"] = round(flops[name] / 1e12, 4)
+            row["achieved_tflops_per_s"] = round(flops[name] / median(ts) / 1e12, 3)
             if device.type == "cuda":
-                flops = 3 * encoder_flops_per_second_of_audio(cfg) * audio  # fwd + bwd ≈ 3 × fwd
-                row["mfu"] = round(flops / median(ts) / (args.peak_tflops * 1e12), 4)
+                row["mfu"] = round(flops[name] / median(ts) / (args.peak_tflops * 1e12), 4)
             print(json.dumps(row))
         print(
             json.dumps(

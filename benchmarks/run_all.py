@@ -2,7 +2,9 @@
 
 Runs each benchmark in its own process (ours vs the named reference on the same data, where a
 reference exists) and writes `benchmarks/report.json` with the machine it ran on. Needs the
-default pipeline's outputs (`make repro`) for the feature, k-means and inference figures.
+default pipeline's outputs (`make repro`) for the feature, k-means and inference figures. The
+`cuda` section comes from a GPU box (`benchmarks/gpu_profile.py`, then `--cuda-from`) and is
+kept by a CPU run.
 """
 
 from __future__ import annotations
@@ -67,12 +69,36 @@ def machine() -> dict:
     return info
 
 
+def cuda_section(gpu_profile_json: Path) -> dict:
+    """The GPU figures of a `benchmarks/gpu_profile.py` run (the GPU box has no `make bench`)."""
+    run = json.loads(gpu_profile_json.read_text())
+    return {
+        "source": str(gpu_profile_json.relative_to(HERE.parent)),
+        "device": run.get("device"),
+        "torch": run.get("torch"),
+        "cpus": run.get("cpus"),
+        "results": run.get("bench", {}),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--only", nargs="*", choices=sorted(BENCHES), help="run a subset")
     ap.add_argument("--out", default=str(HERE / "report.json"))
+    ap.add_argument(
+        "--cuda-from",
+        type=Path,
+        help="only copy the benchmark rows of a gpu_profile.json into the report's `cuda` section",
+    )
     args = ap.parse_args()
+    old = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
+    if args.cuda_from:
+        old["cuda"] = cuda_section(args.cuda_from.resolve())
+        Path(args.out).write_text(json.dumps(old, indent=2) + "\n")
+        return
     report = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "results": {}}
+    if "cuda" in old:  # measured on a GPU box; a CPU run keeps it
+        report["cuda"] = old["cuda"]
     for name, (cmd, reference) in BENCHES.items():
         if args.only and name not in args.only:
             continue

@@ -20,6 +20,7 @@ from hubert_ee.config import Params
 from hubert_ee.data.manifest import load_split
 from hubert_ee.decode.emissions import emissions, greedy_scores
 from hubert_ee.decode.vocab import CharVocab
+from hubert_ee.device import compute_device
 from hubert_ee.features.store import FrameStore
 from hubert_ee.metrics.speed import interleaved_medians
 from hubert_ee.models.checkpoint import load_ctc_model, load_encoder, save_ctc_model
@@ -101,7 +102,7 @@ def kd_data(params: Params, args: argparse.Namespace, vocab: CharVocab) -> dict[
 def test_scores(model: CTCModel, tests: dict[str, ASRData], batch_s: float) -> dict[str, dict]:
     out: dict[str, dict] = {"wer": {}, "cer": {}}
     for domain, data in tests.items():
-        s = greedy_scores(emissions(model, data, batch_s, torch.device("cpu")), data)
+        s = greedy_scores(emissions(model, data, batch_s, compute_device()), data)
         out["wer"][domain], out["cer"][domain] = round(s["wer"], 5), round(s["cer"], 5)
     return out
 
@@ -111,7 +112,10 @@ def speed_ratio(
 ) -> dict[str, float]:
     """Median time for n target-test utterances at batch size 1, teacher vs student."""
     waves = [data.wave(i)[None] for i in range(min(n, len(data)))]
-    teacher.eval(), student.eval()
+    (
+        teacher.cpu().eval(),
+        student.cpu().eval(),
+    )  # latency on the CPU at batch 1 (hubert_ee/device.py)
     med = interleaved_medians(
         {"teacher": lambda w: teacher(w), "student": lambda w: student(w)},
         waves,
@@ -161,7 +165,7 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
         print(f"distillation arm {arm}: {kd}, {len(train)} utterances")
         results[arm] = finetune(
             student, train, dev, cfg, Path(args.state) / f"{arm}.pt", run_id,
-            torch.device("cpu"), log, objective=kd_objective(kd), collate=collate_kd,
+            compute_device(), log, objective=kd_objective(kd), collate=collate_kd,
         )  # fmt: skip
         students[arm] = student
         scores = test_scores(student, tests, dp.eval_batch_seconds)

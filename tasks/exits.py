@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from hubert_ee.config import Params
+from hubert_ee.device import compute_device
 from hubert_ee.models.checkpoint import load_ctc_model, save_early_exit_model
 from hubert_ee.models.early_exit import EarlyExitModel, ExitConfig
 from hubert_ee.models.student import parameter_count
@@ -63,7 +64,7 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     print(f"training exit branches after layers {list(model.cfg.layers)} ({ex.mode})")
     result = finetune(
         model, train, dev, cfg, Path(args.state) / "last.pt", args.stage_key,
-        torch.device("cpu"), log,
+        compute_device(), log,
         objective=exit_objective(ex.mode, ex.kd_weight, ex.kd_temperature, cfg.uncertainty_samples),
         score_dev=mean_exit_wer(ex.eval_batch_seconds),
     )  # fmt: skip

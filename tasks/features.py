@@ -12,7 +12,7 @@ from hubert_ee.data.manifest import load_split
 from hubert_ee.data.prepare import resolve_workers
 from hubert_ee.features.extract import extract_split
 from hubert_ee.features.mfcc import MfccSource
-from hubert_ee.features.model_layer import LayerSource
+from hubert_ee.features.model_layer import LayerSource, layer_workers
 from hubert_ee.tracking import StageTracker
 from tasks.common import iteration_stage_parser, run_stage, write_metrics
 
@@ -36,6 +36,8 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     it = params.iterations[f"iter{args.iteration}"]
     name = "mfcc" if it.features == "mfcc" else f"layer{it.layer}"
     workers = resolve_workers(params.num_workers)
+    if it.features == "layer":
+        workers = layer_workers(workers)
     metrics: dict = {"splits": {}}
     for split in params.features.splits:
         manifest = load_split(args.manifests, split)

@@ -21,6 +21,7 @@ from hubert_ee.config import Params
 from hubert_ee.decode.ctc import BeamDecoder, greedy_decode
 from hubert_ee.decode.emissions import emissions, greedy_scores, outputs
 from hubert_ee.decode.vocab import CharVocab
+from hubert_ee.device import compute_device
 from hubert_ee.metrics.uncertainty import uncertainty_quality
 from hubert_ee.metrics.wer import cer, wer
 from hubert_ee.models.checkpoint import load_encoder, save_ctc_model
@@ -74,7 +75,7 @@ def train_arm(
 
         state = state_dir / f"{name}-lr{lr:g}.pt"
         result = finetune(
-            model, train, dev, cfg, state, run_id, torch.device("cpu"), log, stop_at=stop_at
+            model, train, dev, cfg, state, run_id, compute_device(), log, stop_at=stop_at
         )
         return model, result
 
@@ -104,7 +105,7 @@ def ctc_model(encoder: HubertEncoder, params: Params) -> CTCModel:
 
 
 def score(model: CTCModel, data: ASRData, batch_s: float) -> tuple[dict, list[torch.Tensor]]:
-    lps = emissions(model, data, batch_s, torch.device("cpu"))
+    lps = emissions(model, data, batch_s, compute_device())
     return greedy_scores(lps, data), lps
 
 
@@ -198,7 +199,7 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
         }
     )
     if model.variance_head is not None:  # is σ² informative? (dev; DESIGN §6)
-        quality = uncertainty_quality(outputs(model, dev, ft.eval_batch_seconds, torch.device("cpu")),
+        quality = uncertainty_quality(outputs(model, dev, ft.eval_batch_seconds, compute_device()),
                                       dev.texts(), vocab)  # fmt: skip
         metrics["uncertainty"] = {k: round(v, 4) for k, v in quality.items()}
     in_domain_lps = None

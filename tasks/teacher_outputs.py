@@ -14,6 +14,7 @@ import torch
 
 from hubert_ee.config import Params
 from hubert_ee.data.manifest import load_split
+from hubert_ee.device import compute_device
 from hubert_ee.models.checkpoint import load_ctc_model
 from hubert_ee.tracking import StageTracker
 from hubert_ee.train.teacher_outputs import cache_split
@@ -41,7 +42,7 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     out = Path(args.out)
     metrics: dict = {"bytes": {}, "frames": {}, "audio_hours": {}, "seconds": {}}
     for domain, path in teacher_paths(params, args.teachers).items():
-        model = load_ctc_model(path)
+        model = load_ctc_model(path).to(compute_device())
         t0 = time.perf_counter()
         for split in distill_splits(params):
             df = load_split(args.manifests, split)

@@ -72,7 +72,7 @@ def test_deep_merge_replaces_lists_and_merges_maps():
 
 
 def test_unknown_profile_lists_known_ones(root):
-    with pytest.raises(ParamsError, match="known: \\['default', 'base', 'smoke'\\]"):
+    with pytest.raises(ParamsError, match="known: \\['default', 'base', 'gpu', 'smoke'\\]"):
         profile_params(root, "nope")
 
 

@@ -178,7 +178,20 @@ def test_beam_search_agrees_with_greedy_on_peaked_emissions_and_uses_the_lexicon
     x[4] = x[3]
     lp = x.log_softmax(-1)[None]
     assert greedy_decode(lp, None, V) == ["bat a"]
-    assert BeamDecoder(V, 8, words={"bet", "a"})(lp, None) == ["bet a"]
+    lexicon = BeamDecoder(V, 8, words={"bet", "a"})
+    # the last word has no boundary after it: flashlight alone gave 'bet' or 'bet a' at random
+    assert {tuple(lexicon(lp, None)) for _ in range(30)} == {("bet a",)}
+
+
+def test_lexicon_beam_closes_each_utterance_at_its_own_length():
+    a, b, t = V.index["a"], V.index["b"], V.index["t"]
+    short = one_hot_path([0, a, 0], len(V))
+    long = one_hot_path([0, b, a, t, V.boundary, a, a, 0], len(V))
+    batch = torch.full((2, len(long), len(V)), -20.0).log_softmax(-1)
+    batch[0, : len(short)], batch[1] = short, long
+    lexicon = BeamDecoder(V, 8, words={"bat", "a"})
+    for _ in range(10):
+        assert lexicon(batch, torch.tensor([len(short), len(long)])) == ["a", "bat a"]
 
 
 def test_alignment_posteriors_are_distributions_on_valid_frames_and_follow_the_only_path():

@@ -81,3 +81,15 @@ def test_sharded_extraction_with_a_model_source(checkpoint, tmp_path):
     for (_, x), (_, y), n in zip(a, b, m["duration"], strict=True):
         assert x.dtype == np.float16 and len(x) == config.tiny().num_frames(int(n * 16000))
         assert np.array_equal(x, y)
+
+
+def test_layer_workers_share_a_gpu_among_a_few_processes(monkeypatch):
+    import torch
+
+    from hubert_ee.features import model_layer
+
+    monkeypatch.setattr(model_layer, "compute_device", lambda: torch.device("cpu"))
+    assert model_layer.layer_workers(16) == 16
+    monkeypatch.setattr(model_layer, "compute_device", lambda: torch.device("cuda"))
+    assert model_layer.layer_workers(16) == model_layer.GPU_LAYER_WORKERS == 4
+    assert model_layer.layer_workers(2) == 2

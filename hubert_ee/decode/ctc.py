@@ -36,6 +36,9 @@ def greedy_decode(
     ]
 
 
+CLOSING_FLOOR = -30.0  # log-prob of every other token on the closing frame
+
+
 class BeamDecoder:
     """Beam search over the character vocabulary; `words` turns on the lexicon constraint."""
 
@@ -76,7 +79,10 @@ class BeamDecoder:
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor | None) -> list[str]:
         emissions = log_probs.detach().float().cpu().contiguous()
-        hyps = self._decoder(emissions, None if lengths is None else lengths.cpu().int())
+        n = None if lengths is None else lengths.cpu().int()
+        if self.lexicon_words is not None:
+            emissions, n = self._close_last_word(emissions, n)
+        hyps = self._decoder(emissions, n)
         out = []
         for nbest in hyps:
             if not nbest:
@@ -86,3 +92,20 @@ class BeamDecoder:
             else:
                 out.append(self.vocab.decode(nbest[0].tokens))
         return out
+
+    def _close_last_word(
+        self, emissions: torch.Tensor, lengths: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One certain word-boundary frame after each utterance's last frame.
+
+        The lexicon decoder completes a word only at a word boundary; an utterance ends
+        without one, and flashlight then kept or dropped the last word from call to call
+        (same decoder, same emissions: 'bet a' or 'bet'). The closing frame makes every
+        utterance end on a boundary, so the last word is scored like the others."""
+        b, t, c = emissions.shape
+        n = torch.full((b,), t, dtype=torch.int32) if lengths is None else lengths
+        closed = torch.full((b, t + 1, c), CLOSING_FLOOR)
+        closed[:, :t] = emissions
+        closed[torch.arange(b), n.long()] = CLOSING_FLOOR
+        closed[torch.arange(b), n.long(), self.vocab.boundary] = 0.0
+        return closed.contiguous(), n + 1

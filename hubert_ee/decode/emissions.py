@@ -24,7 +24,7 @@ def outputs(
 ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
     """(log-softmax of f_t, σ²_t or None) per utterance, (frames, classes) float32 on CPU."""
     was_training = model.training
-    model.eval()
+    model.to(device).eval()
     out: list = [None] * len(data)
     for idx in bucket_batches(data.lengths(), int(max_batch_seconds * 16000), seed=0, epoch=0):
         batch = collate_asr([data[i] for i in idx])

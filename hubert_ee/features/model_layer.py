@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hubert_ee.device import compute_device
 from hubert_ee.models.checkpoint import load_encoder
 
 
@@ -14,7 +15,8 @@ class LayerSource:
     """Runs the encoder up to layer L only (the layers above it are never computed)."""
 
     def __init__(self, checkpoint: str | Path, layer: int):
-        self.model = load_encoder(checkpoint).eval()
+        self.device = compute_device()
+        self.model = load_encoder(checkpoint).to(self.device).eval()
         cfg = self.model.cfg
         if not 1 <= layer <= cfg.num_layers:
             raise ValueError(
@@ -32,6 +34,17 @@ class LayerSource:
 
     @torch.inference_mode()
     def __call__(self, wave: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))[None]
+        x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))[None].to(self.device)
         states, _ = self.model.hidden_states(x, num_layers=self.layer)
-        return states[self.layer - 1][0].float().numpy()
+        return states[self.layer - 1][0].float().cpu().numpy()
+
+
+GPU_LAYER_WORKERS = 4
+
+
+def layer_workers(requested: int) -> int:
+    """Worker processes for layer features. On a GPU a few processes share the device: with one
+    (the first GPU run, benchmarks/results/gpu_h100_2026-11-24) the device sat idle between one
+    utterance's small kernels and the next read, and this stage outlasted pretraining; each
+    process pays a CUDA context, so not one per core. On the CPU: what the CPU offers."""
+    return min(requested, GPU_LAYER_WORKERS) if compute_device().type == "cuda" else requested

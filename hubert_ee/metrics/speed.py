@@ -45,6 +45,11 @@ def paired_speedup(baseline: Sequence[float], candidate: Sequence[float]) -> Spe
     return Speedup(statistics.median(ratios), min(ratios), max(ratios))
 
 
+def _sync() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def interleaved_times(
     candidates: dict[str, Callable[[Any], object]],
     inputs: Sequence[Any],
@@ -61,9 +66,11 @@ def interleaved_times(
         with torch.inference_mode():
             for r in range(warmup + repeats):
                 for name, fn in candidates.items():
+                    _sync()
                     t0 = time.perf_counter()
                     for x in inputs:
                         fn(x)
+                    _sync()  # a GPU's kernels are asynchronous: time them to completion
                     if r >= warmup:
                         times[name].append(time.perf_counter() - t0)
         return times

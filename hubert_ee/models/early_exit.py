@@ -143,7 +143,7 @@ class EarlyExitModel(nn.Module):
         hs = self.student.encoder.layers(x, valid)
         final = self.student.heads(hs[-1], frame_lengths)
         if frame_lengths is None:
-            frame_lengths = torch.full((wave.shape[0],), hs[-1].shape[1])
+            frame_lengths = torch.full((wave.shape[0],), hs[-1].shape[1], device=wave.device)
         exits = {i: self.branches[str(i)](hs[i - 1], key_mask) for i in self.cfg.layers}
         return ExitOutput(final.logits, final.variance, frame_lengths, exits)
 
@@ -161,10 +161,10 @@ class EarlyExitModel(nn.Module):
         x, valid, frame_lengths = self.student.frontend(wave, lengths)
         b = x.shape[0]
         if frame_lengths is None:
-            frame_lengths = torch.full((b,), x.shape[1])
+            frame_lengths = torch.full((b,), x.shape[1], device=x.device)
         if valid is None:
-            valid = torch.ones(b, x.shape[1], dtype=torch.bool)
-        active = torch.arange(b)
+            valid = torch.ones(b, x.shape[1], dtype=torch.bool, device=x.device)
+        active = torch.arange(b, device=x.device)
         results: list[torch.Tensor | None] = [None] * b
         exit_layer = [self.num_layers] * b
         x = tr.embed(x)

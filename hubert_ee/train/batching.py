@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 
@@ -38,3 +40,16 @@ def padding_fraction(lengths: np.ndarray, batches: list[list[int]]) -> float:
     real = sum(int(lengths[b].sum()) for b in batches)
     padded = sum(int(lengths[b].max()) * len(b) for b in batches)
     return 1.0 - real / padded if padded else 0.0
+
+
+def step_schedule(
+    lengths: np.ndarray, max_samples: int, seed: int, epoch: int, batch_pos: int, per_step: int
+) -> Iterator[tuple[list[list[int]], int]]:
+    """The batches of each optimizer step from (epoch, batch_pos) on, endlessly, with the
+    number of steps in that step's epoch: the order a resumed run must see again."""
+    while True:
+        batches = bucket_batches(lengths, max_samples, seed, epoch)
+        steps_in_epoch = len(batches) // per_step
+        for pos in range(batch_pos, steps_in_epoch):
+            yield batches[pos * per_step : (pos + 1) * per_step], steps_in_epoch
+        epoch, batch_pos = epoch + 1, 0

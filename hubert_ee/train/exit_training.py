@@ -60,7 +60,8 @@ def exit_scores(
     order: list[int] = []
     for idx in bucket_batches(data.lengths(), int(max_batch_seconds * 16000), seed=0, epoch=0):
         batch = collate_asr([data[i] for i in idx])
-        out = model(batch["wave"], batch["lengths"])
+        device = next(model.parameters()).device
+        out = model(batch["wave"].to(device), batch["lengths"].to(device))
         for layer, logits in {**out.exits, model.num_layers: out.logits}.items():
             hyps.setdefault(layer, []).extend(
                 greedy_decode(logits.log_softmax(-1), out.frame_lengths, data.vocab)

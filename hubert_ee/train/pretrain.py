@@ -20,10 +20,11 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from hubert_ee.models.pretrain_head import HubertPretrainModel
 from hubert_ee.train import distributed
-from hubert_ee.train.batching import bucket_batches, padding_fraction
+from hubert_ee.train.batching import bucket_batches, padding_fraction, step_schedule
 from hubert_ee.train.checkpointing import load_state, save_state
 from hubert_ee.train.masking import span_mask
 from hubert_ee.train.optim import adamw_with_schedule
+from hubert_ee.train.prefetch import prefetch
 from hubert_ee.train.pretrain_data import PretrainData, collate
 
 
@@ -185,16 +186,16 @@ def train(
             )
         distributed.barrier(d)
 
-    batches_epoch, batches = -1, []
+    schedule = step_schedule(lengths, max_samples, cfg.seed, epoch, batch_pos, per_step)
+    mine_of = lambda group: group[d.rank * cfg.grad_accum : (d.rank + 1) * cfg.grad_accum]  # noqa: E731
+    loaded = prefetch(
+        ((mine_of(g), n) for g, n in schedule),
+        lambda item: [collate([data[i] for i in idx]) for idx in item[0]],
+    )
     while step < cfg.max_steps:
-        if batches_epoch != epoch:
-            batches, batches_epoch = bucket_batches(lengths, max_samples, cfg.seed, epoch), epoch
-        steps_in_epoch = len(batches) // per_step
-        group = batches[batch_pos * per_step : (batch_pos + 1) * per_step]
-        mine = group[d.rank * cfg.grad_accum : (d.rank + 1) * cfg.grad_accum]
+        (mine, steps_in_epoch), micro_batches = next(loaded)
         loss_sum = acc_sum = 0.0
-        for j, idx in enumerate(mine):
-            batch = collate([data[i] for i in idx])
+        for j, batch in enumerate(micro_batches):
             mask = _batch_mask(
                 model_core, batch, cfg, _mask_generator(cfg.seed, step, d.rank * cfg.grad_accum + j)
             )

@@ -33,8 +33,9 @@ def teacher_frames(model: CTCModel, waves: list[np.ndarray]) -> list[np.ndarray]
     batch = torch.zeros(len(waves), int(lengths.max()))
     for i, w in enumerate(waves):
         batch[i, : len(w)] = torch.from_numpy(w)
-    out = model(batch, lengths)
-    both = torch.cat([out.logits, out.variance], dim=-1).numpy()
+    device = next(model.parameters()).device
+    out = model(batch.to(device), lengths.to(device))
+    both = torch.cat([out.logits, out.variance], dim=-1).float().cpu().numpy()
     return [both[i, : int(n)] for i, n in enumerate(out.frame_lengths)]
 
 

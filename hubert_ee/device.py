@@ -1,0 +1,21 @@
+"""Where a stage computes: the GPU when the machine has one, else the CPU.
+
+Pretraining always took the GPU when there was one (torchrun/DDP convention); fine-tuning,
+distillation, exit training, teacher outputs and model-layer features follow the same rule, so
+one `dvc repro` runs the whole DAG on a GPU box without a flag. Latency measurements (the
+teacher/student speed ratio, the early-exit threshold search) stay on the CPU at batch size 1:
+that is the deployment they stand for, and a GPU's batch-1 time is launch overhead.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def compute_device() -> torch.device:
+    """CUDA device 0 (TF32 matmuls allowed, as fairseq and torchaudio recipes train) or the CPU."""
+    if torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        return torch.device("cuda")
+    return torch.device("cpu")
