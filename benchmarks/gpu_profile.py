@@ -178,7 +178,7 @@ def bench(ws: Path, env: dict, log: Log, deadline: float, names: list[str]) -> d
     py, here = sys.executable, str(ROOT / "benchmarks")
     jobs = {
         "pretrain_base_bf16": [py, f"{here}/pretrain.py", "--preset", "base", "--batch", "8", "--seconds", "15", "--repeats", "5"],
-        "pretrain_gpu_profile_model": [py, f"{here}/pretrain.py", "--preset", "base", "--layers", "8", "--batch", "8", "--seconds", "15", "--repeats", "5"],
+        "pretrain_base_8layers_bf16": [py, f"{here}/pretrain.py", "--preset", "base", "--layers", "8", "--batch", "8", "--seconds", "15", "--repeats", "5"],
         "kmeans_iter1": [py, f"{here}/kmeans.py", "--params", f"{ws}/params.yaml", "--iteration", "1",
                          "--features", f"{ws}/data/features/iter1", "--manifests", f"{ws}/data/prepared",
                          "--arms", "torch,sklearn,faiss"],
