@@ -112,10 +112,8 @@ def speed_ratio(
 ) -> dict[str, float]:
     """Median time for n target-test utterances at batch size 1, teacher vs student."""
     waves = [data.wave(i)[None] for i in range(min(n, len(data)))]
-    (
-        teacher.cpu().eval(),
-        student.cpu().eval(),
-    )  # latency on the CPU at batch 1 (hubert_ee/device.py)
+    teacher.cpu().eval()  # latency on the CPU at batch 1 (hubert_ee/device.py)
+    student.cpu().eval()
     med = interleaved_medians(
         {"teacher": lambda w: teacher(w), "student": lambda w: student(w)},
         waves,

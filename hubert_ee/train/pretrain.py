@@ -186,10 +186,12 @@ def train(
             )
         distributed.barrier(d)
 
-    schedule = step_schedule(lengths, max_samples, cfg.seed, epoch, batch_pos, per_step)
-    mine_of = lambda group: group[d.rank * cfg.grad_accum : (d.rank + 1) * cfg.grad_accum]  # noqa: E731
-    loaded = prefetch(
-        ((mine_of(g), n) for g, n in schedule),
+    def this_rank(schedule):  # (this rank's micro-batches, steps in the epoch) per step
+        for group, steps_in_epoch in schedule:
+            yield group[d.rank * cfg.grad_accum : (d.rank + 1) * cfg.grad_accum], steps_in_epoch
+
+    loaded = prefetch(  # the audio of the next steps is read while this one trains
+        this_rank(step_schedule(lengths, max_samples, cfg.seed, epoch, batch_pos, per_step)),
         lambda item: [collate([data[i] for i in idx]) for idx in item[0]],
     )
     while step < cfg.max_steps:
