@@ -178,6 +178,8 @@ def bench(ws: Path, env: dict, log: Log, deadline: float, names: list[str]) -> d
     py, here = sys.executable, str(ROOT / "benchmarks")
     jobs = {
         "pretrain_base_bf16": [py, f"{here}/pretrain.py", "--preset", "base", "--batch", "8", "--seconds", "15", "--repeats", "5"],
+        "pretrain_base_bf16_b32": [py, f"{here}/pretrain.py", "--preset", "base", "--batch", "32", "--seconds", "15", "--repeats", "5", "--bf16-only"],
+        "pretrain_base_bf16_compiled": [py, f"{here}/pretrain.py", "--preset", "base", "--batch", "8", "--seconds", "15", "--repeats", "5", "--bf16-only", "--compile"],
         "pretrain_base_8layers_bf16": [py, f"{here}/pretrain.py", "--preset", "base", "--layers", "8", "--batch", "8", "--seconds", "15", "--repeats", "5"],
         "kmeans_iter1": [py, f"{here}/kmeans.py", "--params", f"{ws}/params.yaml", "--iteration", "1",
                          "--features", f"{ws}/data/features/iter1", "--manifests", f"{ws}/data/prepared",

@@ -60,6 +60,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--layers", type=int, default=None, help="override the preset's depth")
     ap.add_argument(
+        "--compile", action="store_true", help="time torch.compile'd models (FLOPs counted eager)"
+    )
+    ap.add_argument("--bf16-only", action="store_true", help="on a GPU, skip the fp32 rows")
+    ap.add_argument(
         "--peak-tflops",
         type=float,
         default=989.0,
@@ -86,18 +90,19 @@ def main() -> None:
         for name, m in (("ours", ours), ("torchaudio", ref))
     }
     gen = torch.Generator().manual_seed(0)
+    call = {"ours": ours, "torchaudio": ref}  # what the steps run (compiled after FLOP counting)
 
     def step_ours(amp: bool):
         mask = span_mask(torch.full((args.batch,), frames), frames, 0.08, 10, gen).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext():
-            loss = ours(wave, lengths, labels, mask)["loss"]
+            loss = call["ours"](wave, lengths, labels, mask)["loss"]
         loss.backward()
         opts["ours"].step()
         opts["ours"].zero_grad(set_to_none=True)
 
     def step_ref(amp: bool):
         with torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext():
-            logit_m, _, _ = ref(wave, labels, lengths)
+            logit_m, _, _ = call["torchaudio"](wave, labels, lengths)
             loss = F.cross_entropy(
                 logit_m.float(), torch.zeros(len(logit_m), dtype=torch.long, device=device)
             )
@@ -115,7 +120,7 @@ def main() -> None:
         return time.perf_counter() - t0
 
     audio = args.batch * args.seconds
-    precisions = [False, True] if device.type == "cuda" else [False]
+    precisions = ([] if args.bf16_only else [False]) + [True] if device.type == "cuda" else [False]
     result = {
         "device": torch.cuda.get_device_name()
         if device.type == "cuda"
@@ -123,6 +128,7 @@ def main() -> None:
         "preset": args.preset,
         "batch": args.batch,
         "seconds_per_utt": args.seconds,
+        "compiled": args.compile,
     }
     for amp in precisions:
         for fn in (step_ours, step_ref):  # warm-up
@@ -132,6 +138,13 @@ def main() -> None:
             "ours": measured_flops(step_ours, amp),
             "torchaudio": measured_flops(step_ref, amp),
         }
+        if args.compile:  # same math, so the eager count stands for the compiled step
+            call.update(
+                {name: torch.compile(m) for name, m in (("ours", ours), ("torchaudio", ref))}
+            )
+            for fn in (step_ours, step_ref):  # compile + warm-up
+                fn(amp)
+                fn(amp)
         times = {"ours": [], "torchaudio": []}
         for _ in range(args.repeats):  # interleaved
             times["ours"].append(timed(step_ours, amp))
