@@ -323,6 +323,11 @@ class FinetuneParams(CTCTrainParams):
     scratch_arm: bool = Field(
         default=True, description="also fine-tune from random init with the same budget"
     )
+    ablation_domains: list[str] | None = Field(
+        default=None,
+        description="teacher domains that also train the scratch and low-label arms "
+        "(null: every teacher domain); the others train the pretrained arm only",
+    )
     scratch: dict[str, Any] = Field(
         default_factory=dict,
         description="the scratch arm's own recipe: overrides of this section's training fields "
@@ -362,6 +367,10 @@ class FinetuneParams(CTCTrainParams):
                 f"({self.max_steps}) for the lr grid to leave training after the choice"
             )
         return self
+
+    def runs_ablations(self, domain: str) -> bool:
+        """Whether `domain`'s teacher stage also trains the scratch and low-label arms."""
+        return self.ablation_domains is None or domain in self.ablation_domains
 
 
 class DistillParams(CTCTrainParams):
@@ -479,6 +488,16 @@ class Params(_Strict):
         if self.iterations["iter1"].features != "mfcc":
             raise ValueError(
                 "iterations.iter1 must use features: mfcc (there is no previous model yet)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_ablation_domains(self) -> Params:
+        chosen = self.finetune.ablation_domains
+        if chosen is not None and not set(chosen) <= set(self.data.teacher_domains):
+            raise ValueError(
+                f"finetune.ablation_domains {chosen} must be among data.teacher_domains "
+                f"{self.data.teacher_domains}"
             )
         return self
 

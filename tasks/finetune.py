@@ -175,7 +175,8 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     arms: dict[str, tuple[Callable[[], CTCModel], dict]] = {
         "pretrained": (lambda: ctc_model(copy.deepcopy(pretrained), params), {})
     }
-    if ft.scratch_arm:
+    ablate = ft.runs_ablations(domain)  # scratch and low-label arms (finetune.ablation_domains)
+    if ft.scratch_arm and ablate:
         arms["scratch"] = (lambda: ctc_model(HubertEncoder(pretrained.cfg), params), ft.scratch)
     results: dict[str, FinetuneResult] = {}
     models: dict[str, CTCModel] = {}
@@ -213,12 +214,12 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     metrics["decoding"] = beam_report(in_domain_lps, tests[domain], ft.beam_size, train_words)
     out = Path(args.out)
     save_ctc_model(model, out / "model.safetensors", {"domain": domain, "arm": "pretrained"})
-    if ft.scratch_arm:
+    if "scratch" in arms:
         s_scores, _ = score(models["scratch"], tests[domain], ft.eval_batch_seconds)
         metrics["wer_scratch"] = {domain: round(s_scores["wer"], 5)}
         metrics["cer_scratch"] = {domain: round(s_scores["cer"], 5)}
         metrics["dev_wer_scratch"] = round(results["scratch"].best["wer"], 5)
-    if ft.low_label_minutes > 0:
+    if ft.low_label_minutes > 0 and ablate:
         few = subset_minutes(clean_train, ft.low_label_minutes, params.seed)
         if ft.augment is not None:
             few = AugmentedASRData(few, ft.augment.chain(), params.seed)
@@ -245,7 +246,7 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
         + ", ".join(f"{d} {w:.3f}" for d, w in metrics["wer"].items())
         + (
             f"; from scratch ({domain}) {metrics['wer_scratch'][domain]:.3f}"
-            if ft.scratch_arm
+            if "scratch" in arms
             else ""
         )
     )

@@ -66,6 +66,19 @@ def test_domain_consistency(smoke_raw):
         validate_params(raw)
 
 
+def test_ablation_domains_choose_which_teachers_train_the_ablation_arms(smoke_raw):
+    raw = copy.deepcopy(smoke_raw)
+    raw["finetune"]["ablation_domains"] = ["read"]
+    ft = validate_params(raw).finetune
+    assert ft.runs_ablations("read") and not ft.runs_ablations("lecture")
+    raw["finetune"]["ablation_domains"] = None  # null: every teacher
+    ft = validate_params(raw).finetune
+    assert ft.runs_ablations("read") and ft.runs_ablations("lecture")
+    raw["finetune"]["ablation_domains"] = ["read", "phone"]  # the target has no teacher
+    with pytest.raises(ParamsError, match=r"ablation_domains \['read', 'phone'\] must be among"):
+        validate_params(raw)
+
+
 def test_deep_merge_replaces_lists_and_merges_maps():
     base = {"a": {"b": 1, "c": [1, 2]}, "d": 1}
     assert deep_merge(base, {"a": {"c": [3]}}) == {"a": {"b": 1, "c": [3]}, "d": 1}
