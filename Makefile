@@ -92,9 +92,9 @@ serve-model: install
 		$(BIN)/mlflow models serve -m models:/hubert-ee@champion --env-manager local \
 		-h 127.0.0.1 -p 5001
 
-## test: the whole suite (unit + end-to-end on the smoke profile)
+## test: the whole suite (unit + end-to-end on the smoke profile), one test file per worker process
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 ## test-fast: unit tests only
 test-fast: install

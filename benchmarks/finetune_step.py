@@ -20,11 +20,11 @@ from statistics import median
 import torch
 
 from hubert_ee.config import load_params
-from hubert_ee.decode.vocab import CharVocab
+from hubert_ee.data.asr_data import collate_asr, domain_split
+from hubert_ee.data.batching import bucket_batches
+from hubert_ee.data.vocab import CharVocab
 from hubert_ee.models.checkpoint import load_encoder
 from hubert_ee.models.ctc_model import CTCModel
-from hubert_ee.train.asr_data import collate_asr, domain_split
-from hubert_ee.train.batching import bucket_batches
 from hubert_ee.train.losses import sampled_ctc_loss
 
 

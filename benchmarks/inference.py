@@ -23,12 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hubert_ee.config import load_params  # noqa: E402
+from hubert_ee.data.asr_data import ASRData, collate_asr  # noqa: E402
+from hubert_ee.data.batching import bucket_batches  # noqa: E402
 from hubert_ee.data.manifest import load_split  # noqa: E402
-from hubert_ee.decode.vocab import CharVocab  # noqa: E402
+from hubert_ee.data.vocab import CharVocab  # noqa: E402
 from hubert_ee.metrics.speed import interleaved_medians  # noqa: E402
 from hubert_ee.models.checkpoint import load_ctc_model, load_early_exit_model  # noqa: E402
-from hubert_ee.train.asr_data import ASRData, collate_asr  # noqa: E402
-from hubert_ee.train.batching import bucket_batches  # noqa: E402
 
 
 def operating_point(root: Path) -> tuple[str, float]:

@@ -43,12 +43,12 @@ from report import emit  # experiments/report.py (the script's folder is on sys.
 from uncertainty_probe import probe
 
 from hubert_ee.config import AugmentParams, load_params
+from hubert_ee.data.asr_data import AugmentedASRData, domain_split
+from hubert_ee.data.vocab import CharVocab
 from hubert_ee.decode.emissions import emissions, greedy_scores
-from hubert_ee.decode.vocab import CharVocab
 from hubert_ee.models.checkpoint import load_encoder
 from hubert_ee.models.ctc_model import CTCModel
 from hubert_ee.models.encoder import HubertEncoder, reinit_top_layers
-from hubert_ee.train.asr_data import AugmentedASRData, domain_split
 from hubert_ee.train.finetune import FinetuneConfig, finetune
 
 MASKS = {"mask_time_prob": 0.05, "mask_channel_prob": 0.01}
@@ -160,7 +160,11 @@ def train_variant(
     model = CTCModel(enc, vocab, params.finetune.uncertainty, params.finetune.final_dropout)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        r = finetune(model, train, dev, cfg, Path(tmp) / "s.pt", name, torch.device("cpu"))
+        r = finetune(
+            model, train, dev, cfg, Path(tmp) / "s.pt", name, torch.device("cpu"),
+            on_log=lambda row: print(json.dumps({name: row}), flush=True),
+            stop_at=args.stop_at,
+        )  # fmt: skip
     row = {"init": init, "overrides": variant[1], "seed": seed,
            "best_dev_wer": round(r.best["wer"], 4), "best_dev_cer": round(r.best["cer"], 4),
            "best_step": r.best["step"], "dev_curve": r.evals,
@@ -186,6 +190,10 @@ def main() -> None:
     ap.add_argument("--domain", default="read")
     ap.add_argument("--steps", type=int, default=250)
     ap.add_argument("--eval-every", type=int, default=50)
+    ap.add_argument(
+        "--stop-at", type=int, help="stop each variant after this many steps of its schedule "
+        "(a probe: does it leave the all-blank plateau?)",
+    )  # fmt: skip
     ap.add_argument("--set", choices=sorted(SETS), default="recipe")
     ap.add_argument("--variants", help="comma-separated subset of the set's variants")
     ap.add_argument("--manifests", default="data/prepared")

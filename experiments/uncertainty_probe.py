@@ -34,12 +34,12 @@ from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
 from hubert_ee.config import load_params
+from hubert_ee.data.asr_data import domain_split
+from hubert_ee.data.vocab import CharVocab
 from hubert_ee.decode.emissions import outputs
-from hubert_ee.decode.vocab import CharVocab
 from hubert_ee.metrics.uncertainty import greedy_tokens, tokens_correct
 from hubert_ee.metrics.wer import cer
 from hubert_ee.models.checkpoint import load_ctc_model
-from hubert_ee.train.asr_data import domain_split
 
 READOUTS = ("sum_var", "emitted_var", "mean_var_span", "var_over_margin", "one_minus_conf")
 

@@ -68,7 +68,7 @@ class DomainConfig(_Strict):
 
     voices: list[str] = Field(min_length=1)
     rate_wpm: tuple[Wpm, Wpm]
-    pitch: tuple[Percent, Percent] = (35, 65)
+    pitch: tuple[Percent, Percent]
     pitch_range: tuple[Percent, Percent] = (40, 60)
     noise: NoiseConfig | None = None
     reverb: ReverbConfig | None = None
@@ -95,8 +95,8 @@ class SyntheticConfig(_Strict):
     test_minutes: float = Field(gt=0, le=600)
     words_per_utterance: tuple[
         Annotated[int, Field(ge=2, le=60)], Annotated[int, Field(ge=2, le=60)]
-    ] = (6, 16)
-    shard_utterances: int = Field(default=64, ge=1, le=10_000)
+    ]
+    shard_utterances: int = Field(ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _check(self) -> SyntheticConfig:
@@ -123,10 +123,10 @@ class RealCorpusConfig(_Strict):
 
 
 class DataConfig(_Strict):
-    corpus: Literal["synthetic", "librispeech", "tedlium", "manifest"] = "synthetic"
-    sample_rate: Literal[16000] = 16000
-    min_duration_s: float = Field(default=0.3, ge=0.025, le=60)
-    max_duration_s: float = Field(default=20.0, gt=0, le=3600)
+    corpus: Literal["synthetic", "librispeech", "tedlium", "manifest"]
+    sample_rate: Literal[16000]
+    min_duration_s: float = Field(ge=0.025, le=60)
+    max_duration_s: float = Field(gt=0, le=3600)
     teacher_domains: list[str] = Field(min_length=1)
     target_domain: str
     synthetic: SyntheticConfig | None = None
@@ -159,21 +159,21 @@ class DataConfig(_Strict):
 class FeaturesConfig(_Strict):
     """Frame features for k-means (one store per split and iteration)."""
 
-    splits: list[Split] = ["unlabeled", "train", "dev"]
-    num_shards: int = Field(default=4, ge=1, le=100_000)
-    float16: bool = False
-    cmvn: bool = True  # per-utterance mean/variance normalisation before k-means (DESIGN §4)
+    splits: list[Split]
+    num_shards: int = Field(ge=1, le=100_000)
+    float16: bool
+    cmvn: bool  # per-utterance mean/variance normalisation before k-means (DESIGN §4)
 
 
 class KMeansConfig(_Strict):
-    implementation: Literal["faiss", "torch", "sklearn"] = "faiss"
-    init: Literal["kmeans++", "random"] = "kmeans++"
-    fit_splits: list[Split] = Field(default=["unlabeled", "train"], min_length=1)
-    eval_split: Split = "dev"
-    fit_fraction: float = Field(default=0.1, gt=0, le=1)
-    max_fit_frames: int = Field(default=2_000_000, ge=1000)
-    max_iter: int = Field(default=25, ge=1, le=10_000)
-    n_init: int = Field(default=1, ge=1, le=100)
+    implementation: Literal["faiss", "torch", "sklearn"]
+    init: Literal["kmeans++", "random"]
+    fit_splits: list[Split] = Field(min_length=1)
+    eval_split: Split
+    fit_fraction: float = Field(gt=0, le=1)
+    max_fit_frames: int = Field(ge=1000)
+    max_iter: int = Field(ge=1, le=10_000)
+    n_init: int = Field(ge=1, le=100)
 
 
 class IterationConfig(_Strict):
@@ -194,8 +194,8 @@ class ModelConfig(_Strict):
     """The encoder: a preset (`tiny` for the CPU demo, `base` = HuBERT-Base) plus overrides of
     any `hubert_ee.models.config.EncoderConfig` field."""
 
-    preset: Literal["tiny", "base"] = "tiny"
-    overrides: dict[str, Any] = Field(default_factory=dict)
+    preset: Literal["tiny", "base"]
+    overrides: dict[str, Any]
     init_checkpoint: str | None = Field(
         default=None,
         description="encoder weights to start iteration 1 from: our .safetensors or a torchaudio-layout "
@@ -226,64 +226,61 @@ class ModelConfig(_Strict):
 class PretrainConfig(_Strict):
     """Masked-prediction pretraining (DESIGN §5); the same for every iteration."""
 
-    max_steps: int = Field(default=400, ge=0, le=10_000_000)
-    max_batch_seconds: float = Field(
-        default=40.0, gt=0, le=100_000, description="padded audio per micro-batch"
+    max_steps: int = Field(ge=0, le=10_000_000)
+    max_batch_seconds: float = Field(gt=0, le=100_000, description="padded audio per micro-batch")
+    grad_accum: int = Field(ge=1, le=1024)
+    lr: float = Field(gt=0, le=1)
+    warmup_steps: int = Field(ge=1)
+    weight_decay: float = Field(ge=0, le=1)
+    clip_norm: float = Field(gt=0)
+    mask_prob: float = Field(gt=0, lt=1)
+    mask_span: int = Field(ge=1, le=100)
+    final_dim: int = Field(ge=8, le=4096)
+    feature_grad_mult: float = Field(ge=0, le=1)
+    checkpoint_every: int = Field(ge=1)
+    log_every: int = Field(ge=1)
+    eval_batches: int = Field(ge=1)
+    amp: Literal["auto", "bf16", "off"]
+    init_from_previous: bool = Field(
+        description="iteration >= 2 starts from the previous iteration's encoder (else from scratch)"
     )
-    grad_accum: int = Field(default=1, ge=1, le=1024)
-    lr: float = Field(default=5e-4, gt=0, le=1)
-    warmup_steps: int = Field(default=40, ge=1)
-    weight_decay: float = Field(default=0.01, ge=0, le=1)
-    clip_norm: float = Field(default=10.0, gt=0)
-    mask_prob: float = Field(default=0.08, gt=0, lt=1)
-    mask_span: int = Field(default=10, ge=1, le=100)
-    final_dim: int = Field(default=256, ge=8, le=4096)
-    feature_grad_mult: float = Field(default=0.1, ge=0, le=1)
-    checkpoint_every: int = Field(default=50, ge=1)
-    log_every: int = Field(default=10, ge=1)
-    eval_batches: int = Field(default=20, ge=1)
-    amp: Literal["auto", "bf16", "off"] = "auto"
-    launcher: Literal["local", "torchrun"] = "local"
-    nproc: int = Field(
-        default=1, ge=1, le=1024, description="processes per node with launcher: torchrun"
-    )
+    launcher: Literal["local", "torchrun"]
+    nproc: int = Field(ge=1, le=1024, description="processes per node with launcher: torchrun")
 
 
 class CTCTrainParams(_Strict):
     """The CTC training loop shared by fine-tuning and distillation (hubert_ee/train/finetune.py)."""
 
-    max_steps: int = Field(default=1000, ge=0, le=10_000_000)
-    max_batch_seconds: float = Field(default=20.0, gt=0, le=100_000)
-    lr: float = Field(default=1e-3, gt=0, le=1)
-    warmup_steps: int = Field(default=100, ge=1)
+    max_steps: int = Field(ge=0, le=10_000_000)
+    max_batch_seconds: float = Field(gt=0, le=100_000)
+    lr: float = Field(gt=0, le=1)
+    warmup_steps: int = Field(ge=1)
     freeze_encoder_steps: int = Field(
-        default=0, ge=0, description="steps at the start that train only the output heads"
+        ge=0, description="steps at the start that train only the output heads"
     )
     encoder_lr_scale: float = Field(
-        default=1.0, gt=0, le=1, description="the encoder's peak lr as a fraction of the heads'"
+        gt=0, le=1, description="the encoder's peak lr as a fraction of the heads'"
     )
     schedule: Literal["linear", "tri_stage"] = Field(
-        default="linear",
         description="linear: warm-up then linear decay; tri_stage: warm-up, hold to half, "
-        "exponential decay to 5% (fairseq's fine-tuning schedule)",
+        "exponential decay to 5% (fairseq's fine-tuning schedule)"
     )
-    weight_decay: float = Field(default=0.01, ge=0, le=1)
-    clip_norm: float = Field(default=10.0, gt=0)
-    mask_time_prob: float = Field(default=0.03, ge=0, lt=1)
-    mask_time_span: int = Field(default=10, ge=1, le=100)
-    mask_channel_prob: float = Field(default=0.0, ge=0, lt=1)
-    mask_channel_span: int = Field(default=16, ge=1, le=4096)
-    final_dropout: float = Field(default=0.1, ge=0, lt=1)
-    uncertainty: bool = True
-    uncertainty_samples: int = Field(default=4, ge=0, le=64)
+    weight_decay: float = Field(ge=0, le=1)
+    clip_norm: float = Field(gt=0)
+    mask_time_prob: float = Field(ge=0, lt=1)
+    mask_time_span: int = Field(ge=1, le=100)
+    mask_channel_prob: float = Field(ge=0, lt=1)
+    mask_channel_span: int = Field(ge=1, le=4096)
+    final_dropout: float = Field(ge=0, lt=1)
+    uncertainty: bool
+    uncertainty_samples: int = Field(ge=0, le=64)
     uncertainty_loss: Literal["sequence", "frame"] = Field(
-        default="sequence",
         description="integrate the likelihood over σ per utterance (sequence) or per frame against "
-        "the CTC alignment posterior (frame); hubert_ee.train.losses",
+        "the CTC alignment posterior (frame); hubert_ee.train.losses"
     )
-    eval_every: int = Field(default=100, ge=1)
-    patience: int = Field(default=3, ge=1, description="evaluations without dev-WER improvement")
-    eval_batch_seconds: float = Field(default=60.0, gt=0)
+    eval_every: int = Field(ge=1)
+    patience: int = Field(ge=1, description="evaluations without dev-WER improvement")
+    eval_batch_seconds: float = Field(gt=0)
 
 
 class AugmentParams(_Strict):
@@ -318,33 +315,29 @@ class FinetuneParams(CTCTrainParams):
     """CTC fine-tuning of one teacher per domain (DESIGN §6), and its from-scratch ablation."""
 
     reinit_top_layers: int = Field(
-        default=0, ge=0, description="re-initialise the top N pretrained Transformer layers"
+        ge=0, description="re-initialise the top N pretrained Transformer layers"
     )
-    scratch_arm: bool = Field(
-        default=True, description="also fine-tune from random init with the same budget"
-    )
+    scratch_arm: bool = Field(description="also fine-tune from random init with the same budget")
     ablation_domains: list[str] | None = Field(
         default=None,
         description="teacher domains that also train the scratch and low-label arms "
         "(null: every teacher domain); the others train the pretrained arm only",
     )
     scratch: dict[str, Any] = Field(
-        default_factory=dict,
         description="the scratch arm's own recipe: overrides of this section's training fields "
-        "(e.g. no head-only phase, encoder_lr_scale 1)",
+        "(e.g. no head-only phase, encoder_lr_scale 1)"
     )
     lr_grid: list[float] = Field(
-        default_factory=list,
-        description="peak-lr candidates each arm chooses from on dev (empty: `lr` only)",
+        description="peak-lr candidates each arm chooses from on dev (empty: `lr` only)"
     )
     lr_probe_steps: int = Field(
-        default=100, ge=1, description="steps each lr candidate trains before the dev choice"
+        ge=1, description="steps each lr candidate trains before the dev choice"
     )
     low_label_minutes: float = Field(
-        default=0.0, ge=0, description="also fine-tune both arms on this many minutes (0: off)"
+        ge=0, description="also fine-tune both arms on this many minutes (0: off)"
     )
-    low_label_max_steps: int = Field(default=200, ge=1)
-    beam_size: int = Field(default=16, ge=1, le=10_000)
+    low_label_max_steps: int = Field(ge=1)
+    beam_size: int = Field(ge=1, le=10_000)
     augment: AugmentParams | None = Field(
         default=None,
         description="training-time corruption of every arm's labeled audio (null: the corpus as it is)",
@@ -377,24 +370,22 @@ class DistillParams(CTCTrainParams):
     """Uncertainty-matching KD into a small student on the target domain (DESIGN §7)."""
 
     student: dict[str, Any] = Field(
-        default_factory=lambda: {"embed_dim": 128, "num_heads": 2, "ffn_dim": 512},
-        description="EncoderConfig overrides of the teacher's configuration (width, heads, FFN, depth)",
+        description="EncoderConfig overrides of the teacher's configuration (width, heads, FFN, depth)"
     )
-    init_from_pretrained: bool = True
+    init_from_pretrained: bool
     use_unlabeled: bool = Field(
-        default=False, description="add target-domain unlabeled audio with teacher targets only"
+        description="add target-domain unlabeled audio with teacher targets only"
     )
-    alpha: float = Field(default=0.5, ge=0, le=1)
-    beta: float = Field(default=1.0, ge=0)
-    temperature: float = Field(default=1.0, gt=0)
-    teacher_weights: Literal["equal", "uncertainty"] | list[float] = "equal"
+    alpha: float = Field(ge=0, le=1)
+    beta: float = Field(ge=0)
+    temperature: float = Field(gt=0)
+    teacher_weights: Literal["equal", "uncertainty"] | list[float]
     single_teacher_arms: bool = Field(
-        default=False,
-        description="also train one unc_kd arm per teacher (ablation; one more arm each)",
+        description="also train one unc_kd arm per teacher (ablation; one more arm each)"
     )
-    teacher_output_shards: int = Field(default=4, ge=1, le=100_000)
-    speed_repeats: int = Field(default=7, ge=1, le=1000)
-    speed_utterances: int = Field(default=20, ge=1)
+    teacher_output_shards: int = Field(ge=1, le=100_000)
+    speed_repeats: int = Field(ge=1, le=1000)
+    speed_utterances: int = Field(ge=1)
 
 
 class ExitsParams(_Strict):
@@ -404,26 +395,24 @@ class ExitsParams(_Strict):
         default=None,
         description="Transformer layers with a branch; null = every layer but the last",
     )
-    mode: Literal["two_stage", "joint"] = "two_stage"
-    branch_dim: int = Field(default=64, ge=8)
-    branch_heads: int = Field(default=1, ge=1)
-    branch_ffn: int = Field(default=128, ge=8)
-    branch_dropout: float = Field(default=0.1, ge=0, lt=1)
-    kd_weight: float = Field(
-        default=1.0, ge=0, description="KL towards the final layer (two_stage)"
-    )
-    kd_temperature: float = Field(default=1.0, gt=0)
-    max_steps: int = Field(default=400, ge=0)
-    max_batch_seconds: float = Field(default=20.0, gt=0)
-    lr: float = Field(default=2e-3, gt=0, le=1)
-    warmup_steps: int = Field(default=40, ge=1)
-    weight_decay: float = Field(default=0.01, ge=0, le=1)
-    clip_norm: float = Field(default=10.0, gt=0)
-    mask_time_prob: float = Field(default=0.0, ge=0, lt=1)
-    mask_time_span: int = Field(default=10, ge=1)
-    eval_every: int = Field(default=100, ge=1)
-    patience: int = Field(default=3, ge=1)
-    eval_batch_seconds: float = Field(default=60.0, gt=0)
+    mode: Literal["two_stage", "joint"]
+    branch_dim: int = Field(ge=8)
+    branch_heads: int = Field(ge=1)
+    branch_ffn: int = Field(ge=8)
+    branch_dropout: float = Field(ge=0, lt=1)
+    kd_weight: float = Field(ge=0, description="KL towards the final layer (two_stage)")
+    kd_temperature: float = Field(gt=0)
+    max_steps: int = Field(ge=0)
+    max_batch_seconds: float = Field(gt=0)
+    lr: float = Field(gt=0, le=1)
+    warmup_steps: int = Field(ge=1)
+    weight_decay: float = Field(ge=0, le=1)
+    clip_norm: float = Field(gt=0)
+    mask_time_prob: float = Field(ge=0, lt=1)
+    mask_time_span: int = Field(ge=1)
+    eval_every: int = Field(ge=1)
+    patience: int = Field(ge=1)
+    eval_batch_seconds: float = Field(gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> ExitsParams:
@@ -438,19 +427,19 @@ class ThresholdSearchParams(_Strict):
     entropy_grid: list[float] = Field(min_length=1)
     confidence_grid: list[float] = Field(min_length=1)
     quantile_points: int = Field(
-        default=10, ge=0, le=1000, description="extra thresholds at quantiles of the dev scores"
+        ge=0, le=1000, description="extra thresholds at quantiles of the dev scores"
     )
-    max_wer_increase_rel: float = Field(default=0.05, ge=0)
-    speed_utterances: int = Field(default=30, ge=1)
-    speed_repeats: int = Field(default=5, ge=1)
-    threads: int = Field(default=0, ge=0, description="torch threads while timing; 0 = all cores")
+    max_wer_increase_rel: float = Field(ge=0)
+    speed_utterances: int = Field(ge=1)
+    speed_repeats: int = Field(ge=1)
+    threads: int = Field(ge=0, description="torch threads while timing; 0 = all cores")
 
 
 class OrchestrationParams(_Strict):
     """The Prefect deployment (flows/pipeline.py)."""
 
-    cron: str = Field(default="0 3 * * 0", description="retraining schedule of the deployment")
-    max_parallel: int = Field(default=2, ge=1, le=256, description="stages run at once")
+    cron: str = Field(description="retraining schedule of the deployment")
+    max_parallel: int = Field(ge=1, le=256, description="stages run at once")
 
     @model_validator(mode="after")
     def _check(self) -> OrchestrationParams:
@@ -460,21 +449,18 @@ class OrchestrationParams(_Strict):
 
 
 class Params(_Strict):
-    seed: int = Field(default=0, ge=0, le=2**31 - 1)
-    num_workers: int = Field(default=0, ge=0, le=1024, description="0 = one per CPU core")
+    seed: int = Field(ge=0, le=2**31 - 1)
+    num_workers: int = Field(ge=0, le=1024, description="0 = one per CPU core")
     data: DataConfig
-    features: FeaturesConfig = FeaturesConfig()
-    kmeans: KMeansConfig = KMeansConfig()
-    model: ModelConfig = ModelConfig()
-    pretrain: PretrainConfig = PretrainConfig()
-    finetune: FinetuneParams = FinetuneParams()
-    distill: DistillParams = DistillParams()
-    exits: ExitsParams = ExitsParams()
-    orchestration: OrchestrationParams = OrchestrationParams()
-    threshold_search: ThresholdSearchParams = ThresholdSearchParams(
-        entropy_grid=[0.001, 0.002, 0.003, 0.004, 0.006, 0.008, 0.012, 0.02],
-        confidence_grid=[0.8, 0.85, 0.9, 0.93, 0.95, 0.96, 0.97, 0.98],
-    )
+    features: FeaturesConfig
+    kmeans: KMeansConfig
+    model: ModelConfig
+    pretrain: PretrainConfig
+    finetune: FinetuneParams
+    distill: DistillParams
+    exits: ExitsParams
+    orchestration: OrchestrationParams
+    threshold_search: ThresholdSearchParams
     # Keyed iter1, iter2, ... so that a DVC stage can depend on exactly one iteration.
     iterations: dict[str, IterationConfig] = Field(min_length=1)
 
@@ -523,7 +509,9 @@ def _format_errors(err: ValidationError, source: str) -> str:
     lines = [f"{source} is invalid ({err.error_count()} problem(s)):"]
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "<top level>"
-        if e["type"] == "extra_forbidden":
+        if e["type"] == "missing":
+            lines.append(f"  - {key}: missing; set it in params.yaml (the schema has no default)")
+        elif e["type"] == "extra_forbidden":
             lines.append(
                 f"  - {key}: unknown key (value {e['input']!r}); remove it or fix its spelling"
             )

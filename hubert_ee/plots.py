@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import matplotlib
@@ -44,6 +45,37 @@ def arm_curves(
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def history_with_csv(history: list[dict], columns: list[str], csv_path: Path, title: str) -> None:
+    """A training history as a CSV (dvc plots; `columns` of each row) and, when any step ran,
+    its loss and masked accuracy as a PNG beside it."""
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(csv_path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns)
+        w.writeheader()
+        w.writerows(history)
+    if history:
+        training_curves(history, ["loss", "masked_acc"], csv_path.with_suffix(".png"), title)
+
+
+def arm_curves_with_csv(results: dict, csv_path: Path, title: str) -> None:
+    """Dev WER per evaluation for each arm as a CSV (dvc plots) and `arm_curves` as a PNG beside
+    it; `results` maps an arm to its run (anything with `.history` and `.evals`)."""
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    steps = sorted({e["step"] for r in results.values() for e in r.evals})
+    by_arm = {arm: {e["step"]: e["wer"] for e in r.evals} for arm, r in results.items()}
+    with open(csv_path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["step", *[f"dev_wer_{arm}" for arm in results]])
+        for s in steps:
+            w.writerow([s, *[by_arm[arm].get(s, "") for arm in results]])
+    arm_curves(
+        {arm: r.history for arm, r in results.items()},
+        {arm: r.evals for arm, r in results.items()},
+        csv_path.with_suffix(".png"),
+        title,
+    )
 
 
 def pareto_plot(

@@ -37,8 +37,14 @@ def iteration_stage_parser(
     return parser
 
 
-def write_metrics(path: str | Path, metrics: dict, tracker: StageTracker | None = None) -> None:
-    """The DVC metrics file first (it must exist whatever MLflow does), then MLflow."""
+def write_metrics(
+    path: str | Path,
+    metrics: dict,
+    tracker: StageTracker | None = None,
+    plots: str | Path | None = None,
+) -> None:
+    """The DVC metrics file first (it must exist whatever MLflow does), then MLflow: the metrics,
+    the file, and the stage's plot (`plots`: its CSV and the PNG beside it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -47,6 +53,9 @@ def write_metrics(path: str | Path, metrics: dict, tracker: StageTracker | None 
     if tracker is not None:
         tracker.log_metrics(metrics)
         tracker.log_artifact(path)
+        if plots is not None:
+            tracker.log_artifact(Path(plots))
+            tracker.log_artifact(Path(plots).with_suffix(".png"))
 
 
 def stage_key(module: str, declared: dict, inputs: dict[str, str]) -> str:
@@ -80,7 +89,9 @@ def run_stage(
         if module == "__main__":
             module = sys.modules["__main__"].__spec__.name
         args.stage_key = stage_key(
-            module, declared, inputs_digest(getattr(args, a) for a in inputs)
+            module,
+            declared,
+            inputs_digest(p for a in inputs if (p := getattr(args, a)) is not None),
         )
         state = Path(args.state) if getattr(args, "state", None) else None
         rank0 = int(os.environ.get("RANK", "0")) == 0

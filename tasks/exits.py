@@ -15,24 +15,22 @@ from pathlib import Path
 import torch
 
 from hubert_ee.config import Params
+from hubert_ee.data.asr_data import domain_split
 from hubert_ee.device import compute_device
 from hubert_ee.models.checkpoint import load_ctc_model, save_early_exit_model
-from hubert_ee.models.early_exit import EarlyExitModel, ExitConfig
+from hubert_ee.models.early_exit import EarlyExitModel
 from hubert_ee.models.student import parameter_count
 from hubert_ee.plots import arm_curves
 from hubert_ee.tracking import StageTracker
-from hubert_ee.train.asr_data import domain_split
-from hubert_ee.train.exit_training import exit_objective, exit_scores, mean_exit_wer
-from hubert_ee.train.finetune import FinetuneConfig, finetune
+from hubert_ee.train.exit_training import (
+    exit_config,
+    exit_loop_config,
+    exit_objective,
+    exit_scores,
+    mean_exit_wer,
+)
+from hubert_ee.train.finetune import finetune
 from tasks.common import run_stage, stage_parser, write_metrics
-
-
-def exit_config(params: Params, num_layers: int) -> ExitConfig:
-    ex = params.exits
-    layers = ex.layers if ex.layers is not None else list(range(1, num_layers))
-    return ExitConfig(
-        tuple(layers), ex.branch_dim, ex.branch_heads, ex.branch_ffn, ex.branch_dropout
-    )
 
 
 def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> None:
@@ -42,20 +40,13 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     student.train()
     vocab = student.vocab
     torch.manual_seed(params.seed)
-    model = EarlyExitModel(student, exit_config(params, student.encoder.cfg.num_layers))
+    model = EarlyExitModel(student, exit_config(ex, student.encoder.cfg.num_layers))
     if ex.mode == "two_stage":
         model.freeze_backbone()
     train = domain_split(args.manifests, "train", target, vocab)
     dev = domain_split(args.manifests, "dev", target, vocab)
     test = domain_split(args.manifests, "test", target, vocab)
-    cfg = FinetuneConfig(
-        max_steps=ex.max_steps, max_batch_seconds=ex.max_batch_seconds, lr=ex.lr,
-        warmup_steps=ex.warmup_steps, freeze_encoder_steps=0, weight_decay=ex.weight_decay,
-        clip_norm=ex.clip_norm, mask_time_prob=ex.mask_time_prob, mask_time_span=ex.mask_time_span,
-        mask_channel_prob=0.0, mask_channel_span=1,
-        uncertainty_samples=params.distill.uncertainty_samples, eval_every=ex.eval_every,
-        patience=ex.patience, seed=params.seed,
-    )  # fmt: skip
+    cfg = exit_loop_config(ex, params.distill.uncertainty_samples, params.seed)
 
     def log(row: dict) -> None:
         print(json.dumps(row), flush=True)
@@ -95,9 +86,7 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
             w.writerow([layer, round(dev_s[layer]["wer"], 5), round(test_s[layer]["wer"], 5)])
     arm_curves({"branches": result.history}, {"branches": result.evals}, plots.with_suffix(".png"),
                f"exit branches ({ex.mode}); dev WER = mean over branches")  # fmt: skip
-    write_metrics(args.metrics, metrics, tracker)
-    tracker.log_artifact(plots)
-    tracker.log_artifact(plots.with_suffix(".png"))
+    write_metrics(args.metrics, metrics, tracker, plots)
     print(
         f"early-exit model in {out}/model.safetensors; {target} test WER per exit layer: "
         + ", ".join(f"{k}: {v}" for k, v in metrics["wer"].items())

@@ -12,7 +12,7 @@ from hubert_ee.data.manifest import load_split
 from hubert_ee.data.prepare import resolve_workers
 from hubert_ee.features.extract import extract_split
 from hubert_ee.features.mfcc import MfccSource
-from hubert_ee.features.model_layer import LayerSource, layer_workers
+from hubert_ee.models.layer_features import LayerSource, layer_workers
 from hubert_ee.tracking import StageTracker
 from tasks.common import iteration_stage_parser, run_stage, write_metrics
 

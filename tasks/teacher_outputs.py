@@ -14,26 +14,11 @@ import torch
 
 from hubert_ee.config import Params
 from hubert_ee.data.manifest import load_split
+from hubert_ee.decode.teacher_outputs import cache_split, distill_splits, teacher_paths
 from hubert_ee.device import compute_device
 from hubert_ee.models.checkpoint import load_ctc_model
 from hubert_ee.tracking import StageTracker
-from hubert_ee.train.teacher_outputs import cache_split
 from tasks.common import run_stage, stage_parser, write_metrics
-
-
-def teacher_paths(params: Params, teachers_dir: str) -> dict[str, Path]:
-    """models/teachers/<domain>/model.safetensors for every data.teacher_domains entry."""
-    paths = {d: Path(teachers_dir) / d / "model.safetensors" for d in params.data.teacher_domains}
-    missing = [str(p) for p in paths.values() if not p.exists()]
-    if missing:
-        raise FileNotFoundError(
-            f"no teacher model at {missing}; run the finetune@<domain> stages first (dvc repro)"
-        )
-    return paths
-
-
-def distill_splits(params: Params) -> list[str]:
-    return ["train", "unlabeled"] if params.distill.use_unlabeled else ["train"]
 
 
 def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> None:
@@ -41,10 +26,10 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     target, dp = params.data.target_domain, params.distill
     out = Path(args.out)
     metrics: dict = {"bytes": {}, "frames": {}, "audio_hours": {}, "seconds": {}}
-    for domain, path in teacher_paths(params, args.teachers).items():
+    for domain, path in teacher_paths(params.data.teacher_domains, args.teachers).items():
         model = load_ctc_model(path).to(compute_device())
         t0 = time.perf_counter()
-        for split in distill_splits(params):
+        for split in distill_splits(params.distill.use_unlabeled):
             df = load_split(args.manifests, split)
             rows = df[df["domain"] == target]
             if rows.empty:

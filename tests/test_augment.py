@@ -132,8 +132,8 @@ def test_augmented_dataset_draws_per_epoch_and_keeps_targets(tmp_path):
     import pandas as pd
     import soundfile as sf
 
-    from hubert_ee.decode.vocab import CharVocab
-    from hubert_ee.train.asr_data import ASRData, AugmentedASRData
+    from hubert_ee.data.asr_data import ASRData, AugmentedASRData
+    from hubert_ee.data.vocab import CharVocab
 
     rows = []
     for i in range(4):

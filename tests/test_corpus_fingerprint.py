@@ -21,6 +21,9 @@ def _corpus(root):
     )
     return DataConfig(
         corpus="manifest",
+        sample_rate=16000,
+        min_duration_s=0.3,
+        max_duration_s=20.0,
         teacher_domains=["a"],
         target_domain="b",
         real={"root": str(root), "parts": {"train": ["train.csv"]}},

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hubert_ee.data.vocab import CharVocab
 from hubert_ee.decode.ctc import BeamDecoder, greedy_decode, greedy_ids
-from hubert_ee.decode.vocab import CharVocab
 from hubert_ee.metrics.wer import cer, wer
 from hubert_ee.models.config import tiny
 from hubert_ee.models.ctc_model import CTCModel

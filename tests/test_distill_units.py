@@ -82,9 +82,9 @@ def test_teacher_output_store_keeps_small_variances(tmp_path):
     import pandas as pd
     import soundfile as sf
 
-    from hubert_ee.decode.vocab import CharVocab
+    from hubert_ee.data.vocab import CharVocab
+    from hubert_ee.decode.teacher_outputs import cache_split, teacher_frames
     from hubert_ee.models.ctc_model import CTCModel
-    from hubert_ee.train.teacher_outputs import cache_split, teacher_frames
 
     torch.manual_seed(0)
     model = CTCModel(HubertEncoder(tiny()), CharVocab(), uncertainty=True).eval()
@@ -113,3 +113,23 @@ def test_a_teacher_no_better_than_the_student_alone_is_flagged():
     assert "(0.800)" in warned[0]
     assert weak_teacher_warnings({"read": 0.80}, arms, "phone")  # a tie teaches nothing either
     assert weak_teacher_warnings({"read": 0.97}, {"tok_kd": 0.9}, "phone") == []
+
+
+def test_the_kd_ablation_arms_and_the_arm_choice(smoke_params):
+    from hubert_ee.train.kd_arms import arms, best_arm, relative_wer_change
+
+    dp = smoke_params.distill.model_copy(update={"single_teacher_arms": True})
+    got = arms(dp, ["read", "lecture"])
+    assert list(got) == ["student_only", "tok_kd", "unc_kd", "unc_kd_read", "unc_kd_lecture"]
+    assert got["student_only"].alpha == 0.0 and got["student_only"].beta == 0.0
+    assert got["tok_kd"].alpha == dp.alpha and got["tok_kd"].beta == 0.0
+    assert got["unc_kd"].teacher_weights == (0.5, 0.5)
+    assert got["unc_kd_lecture"].teacher_weights == (0.0, 1.0)
+    weighted = arms(dp.model_copy(update={"teacher_weights": [3.0, 1.0]}), ["read", "lecture"])
+    assert weighted["unc_kd"].teacher_weights == (0.75, 0.25)
+    with pytest.raises(ValueError, match="has 1 values for 2 teachers"):
+        arms(dp.model_copy(update={"teacher_weights": [1.0]}), ["read", "lecture"])
+
+    assert best_arm({"student_only": 0.9, "tok_kd": 0.8, "unc_kd": 0.8}) == "tok_kd"  # first tie
+    wer = {"student_only": {"phone": 0.8}, "unc_kd": {"phone": 0.6}}
+    assert relative_wer_change(wer, "phone") == {"student_only": 0.0, "unc_kd": -0.25}

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from hubert_ee.data.vocab import CharVocab
 from hubert_ee.decode.early_exit_search import ExitTable, evaluate_point, exit_choice
-from hubert_ee.decode.vocab import CharVocab
 from hubert_ee.models.config import tiny
 from hubert_ee.models.ctc_model import CTCModel
 from hubert_ee.models.early_exit import (
@@ -122,3 +122,17 @@ def test_threshold_grid_adds_quantiles_of_the_branch_scores():
     grid = threshold_grid(table, "entropy", [0.003], 3)
     assert grid[0] == 0.003 and grid[1:] == pytest.approx([0.11, 0.2, 0.29])  # final layer ignored
     assert threshold_grid(table, "confidence", [0.9], 0) == [0.9]
+
+
+def test_exit_criterion_is_strict_and_names_a_bad_criterion():
+    from hubert_ee.models.early_exit import ExitCriterion
+
+    scores = torch.tensor([0.1, 0.2, 0.3])
+    assert ExitCriterion("entropy", 0.2).accepts(scores).tolist() == [True, False, False]
+    assert ExitCriterion("confidence", 0.2).accepts(scores).tolist() == [False, False, True]
+    lp = torch.log_softmax(torch.randn(2, 5, 4), -1)
+    lengths = torch.tensor([5, 3])
+    rule = ExitCriterion("confidence", 0.5)
+    assert torch.equal(rule.passes(lp, lengths), rule.score(lp, lengths) > 0.5)
+    with pytest.raises(ValueError, match="entropy or confidence, got 'margin'"):
+        ExitCriterion("margin", 0.5)

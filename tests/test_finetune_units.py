@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import torch
 
-from hubert_ee.decode.vocab import CharVocab
+from hubert_ee.data.vocab import CharVocab
 from hubert_ee.models.config import tiny
 from hubert_ee.models.ctc_model import CTCModel
 from hubert_ee.models.encoder import HubertEncoder

@@ -9,11 +9,11 @@ import torch
 
 from fixtures import tone, write
 from hubert_ee.features.extract import extract_split
-from hubert_ee.features.model_layer import LayerSource
 from hubert_ee.features.store import FrameStore
 from hubert_ee.models import config
 from hubert_ee.models.checkpoint import load_encoder, save_encoder
 from hubert_ee.models.encoder import HubertEncoder
+from hubert_ee.models.layer_features import LayerSource
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ def test_sharded_extraction_with_a_model_source(checkpoint, tmp_path):
 def test_layer_workers_share_a_gpu_among_a_few_processes(monkeypatch):
     import torch
 
-    from hubert_ee.features import model_layer
+    from hubert_ee.models import layer_features as model_layer
 
     monkeypatch.setattr(model_layer, "compute_device", lambda: torch.device("cpu"))
     assert model_layer.layer_workers(16) == 16

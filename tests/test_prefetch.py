@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from hubert_ee.train.batching import bucket_batches, step_schedule
+from hubert_ee.data.batching import bucket_batches, step_schedule
 from hubert_ee.train.prefetch import prefetch
 
 

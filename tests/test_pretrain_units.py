@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from hubert_ee.data.batching import bucket_batches, padding_fraction
 from hubert_ee.models import config
 from hubert_ee.models.encoder import HubertEncoder
 from hubert_ee.models.pretrain_head import HubertPretrainModel
-from hubert_ee.train.batching import bucket_batches, padding_fraction
 from hubert_ee.train.masking import span_mask
 from hubert_ee.train.optim import lr_lambda
 from hubert_ee.train.pretrain_data import LabelLengthError, label_indices
@@ -103,3 +103,27 @@ def test_loss_is_cross_entropy_of_cosine_logits_over_masked_frames():
     assert out["loss"].item() == pytest.approx(want.item(), rel=1e-5)
     assert out["masked_frames"].item() == 20
     assert out["loss"].item() < math.log(7) * 10  # finite, sane scale
+
+
+def test_iteration_two_starts_from_the_previous_encoder_only_when_asked(smoke_params, tmp_path):
+    from hubert_ee.models.checkpoint import save_encoder
+    from hubert_ee.train.pretrain import initial_encoder
+
+    torch.manual_seed(0)
+    previous = HubertEncoder(smoke_params.model.encoder_config())
+    path = tmp_path / "iter1.safetensors"
+    save_encoder(previous, path)
+    want = previous.state_dict()
+
+    def same(enc: HubertEncoder) -> bool:
+        return all(torch.equal(v, want[k]) for k, v in enc.state_dict().items())
+
+    assert same(initial_encoder(smoke_params.model, 2, path))
+    assert not same(initial_encoder(smoke_params.model, 2, None))  # from scratch (the paper)
+    assert not same(
+        initial_encoder(smoke_params.model, 1, path)
+    )  # iteration 1: init_checkpoint only
+    other = smoke_params.model.model_copy(update={"overrides": {**smoke_params.model.overrides,
+                                                                 "num_layers": 3}})  # fmt: skip
+    with pytest.raises(ValueError, match="params ask for"):
+        initial_encoder(other, 2, path)

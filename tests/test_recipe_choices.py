@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 import torch
 
-from hubert_ee.decode.vocab import CharVocab
+from hubert_ee.data.asr_data import ASRData, subset_minutes
+from hubert_ee.data.vocab import CharVocab
 from hubert_ee.models.checkpoint import load_encoder, save_encoder
 from hubert_ee.models.config import EncoderConfig, tiny
 from hubert_ee.models.encoder import HubertEncoder
 from hubert_ee.models.logmel_frontend import LogMelFrontend
-from hubert_ee.train.asr_data import ASRData, subset_minutes
 from hubert_ee.train.lr_choice import pick_lr, probe_result
 
 

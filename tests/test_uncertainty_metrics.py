@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from hubert_ee.decode.vocab import CharVocab
+from hubert_ee.data.vocab import CharVocab
 from hubert_ee.metrics.uncertainty import greedy_tokens, tokens_correct, uncertainty_quality
 
 V = CharVocab()

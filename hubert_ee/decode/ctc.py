@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from hubert_ee.decode.vocab import BLANK, WORD_BOUNDARY, CharVocab
+from hubert_ee.data.vocab import BLANK, WORD_BOUNDARY, CharVocab
 
 
 def greedy_ids(log_probs: torch.Tensor, length: int, blank: int = 0) -> list[int]:

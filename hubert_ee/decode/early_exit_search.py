@@ -13,10 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from hubert_ee.data.asr_data import ASRData
 from hubert_ee.decode.ctc import greedy_decode
 from hubert_ee.metrics.wer import wer
-from hubert_ee.models.early_exit import EarlyExitModel, confidence_score, entropy_score
-from hubert_ee.train.asr_data import ASRData
+from hubert_ee.models.early_exit import (
+    EarlyExitModel,
+    ExitCriterion,
+    confidence_score,
+    entropy_score,
+)
 
 
 @dataclass
@@ -103,12 +108,8 @@ def threshold_grid(
 
 def exit_choice(table: ExitTable, criterion: str, threshold: float) -> torch.Tensor:
     """Index (into table.layers) of the exit each utterance takes."""
-    if criterion == "entropy":
-        ok = table.entropy < threshold
-    elif criterion == "confidence":
-        ok = table.confidence > threshold
-    else:
-        raise ValueError(f"criterion must be entropy or confidence, got {criterion!r}")
+    rule = ExitCriterion(criterion, threshold)
+    ok = rule.accepts(getattr(table, rule.name))
     ok[:, -1] = True  # the final layer always answers
     return ok.float().argmax(1)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from hubert_ee.data.asr_data import ASRData, collate_asr
+from hubert_ee.data.batching import bucket_batches
 from hubert_ee.decode.ctc import greedy_decode
 from hubert_ee.metrics.wer import cer, wer
-from hubert_ee.train.asr_data import ASRData, collate_asr
-from hubert_ee.train.batching import bucket_batches
 
 
 def emissions(

@@ -17,7 +17,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
-from hubert_ee.decode.vocab import CharVocab
+from hubert_ee.data.vocab import CharVocab
 from hubert_ee.models.config import EncoderConfig
 from hubert_ee.models.convert import load_torchaudio_weights
 from hubert_ee.models.ctc_model import CTCModel

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hubert_ee.decode.vocab import CharVocab
+from hubert_ee.data.vocab import CharVocab
 from hubert_ee.models.encoder import HubertEncoder
 
 

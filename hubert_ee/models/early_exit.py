@@ -73,12 +73,29 @@ def confidence_score(log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Te
     return (top * valid).sum(1) / lengths.clamp(min=1)
 
 
-def passes(criterion: str, log_probs: torch.Tensor, lengths: torch.Tensor, threshold: float):
-    if criterion == "entropy":
-        return entropy_score(log_probs, lengths) < threshold
-    if criterion == "confidence":
-        return confidence_score(log_probs, lengths) > threshold
-    raise ValueError(f"criterion must be entropy or confidence, got {criterion!r}")
+@dataclass(frozen=True)
+class ExitCriterion:
+    """When a branch answers for an utterance: its entropy score below the threshold, or its
+    confidence score above it. The one rule the model, the threshold search and inference use."""
+
+    name: str  # entropy | confidence
+    threshold: float
+
+    def __post_init__(self) -> None:
+        if self.name not in ("entropy", "confidence"):
+            raise ValueError(f"criterion must be entropy or confidence, got {self.name!r}")
+
+    def score(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The criterion's score per utterance of a branch's log-posteriors."""
+        fn = entropy_score if self.name == "entropy" else confidence_score
+        return fn(log_probs, lengths)
+
+    def accepts(self, scores: torch.Tensor) -> torch.Tensor:
+        """True where a score lets the utterance exit."""
+        return scores < self.threshold if self.name == "entropy" else scores > self.threshold
+
+    def passes(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.accepts(self.score(log_probs, lengths))
 
 
 @dataclass
@@ -156,6 +173,7 @@ class EarlyExitModel(nn.Module):
         threshold: float,
     ) -> EarlyExitResult:
         """Layer by layer; utterances that pass a branch's test leave the batch there."""
+        rule = ExitCriterion(criterion, threshold)
         enc = self.student.encoder
         tr = enc.encoder.transformer
         x, valid, frame_lengths = self.student.frontend(wave, lengths)
@@ -181,7 +199,7 @@ class EarlyExitModel(nn.Module):
             if str(i) not in self.branches:
                 continue
             lp = F.log_softmax(self.branches[str(i)](x, key_mask), -1)
-            done = passes(criterion, lp, frame_lengths, threshold)
+            done = rule.passes(lp, frame_lengths)
             for j in done.nonzero().squeeze(1).tolist():
                 u = int(active[j])
                 results[u] = lp[j, : int(frame_lengths[j])]

@@ -4,7 +4,7 @@
 
 over target-domain batches that mix labeled utterances (all terms) and, optionally, unlabeled
 ones (teacher terms only: the CTC term averages over the labeled rows of the batch). Teacher
-outputs come from the cached stores (hubert_ee/train/teacher_outputs.py), frame-aligned with
+outputs come from the cached stores (hubert_ee/decode/teacher_outputs.py), frame-aligned with
 the student (same 50 Hz framing; checked per utterance).
 """
 
@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hubert_ee.decode.vocab import CharVocab
+from hubert_ee.data.asr_data import ASRData
+from hubert_ee.data.vocab import CharVocab
 from hubert_ee.features.store import FrameStore
 from hubert_ee.models.ctc_model import CTCOutput
-from hubert_ee.train.asr_data import ASRData
 from hubert_ee.train.finetune import Objective
 from hubert_ee.train.losses import token_kd_loss, uncertain_ctc_loss, uncertainty_kd_loss
 

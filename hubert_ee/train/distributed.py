@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -57,3 +58,14 @@ def barrier(d: Dist) -> None:
 def teardown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def relaunch_under_torchrun(nproc: int, module: str) -> None:
+    """Replace this process by `torchrun --standalone` running `module` with the same arguments
+    on `nproc` processes; a process already started by torchrun (WORLD_SIZE set) goes on."""
+    if nproc <= 1 or "WORLD_SIZE" in os.environ:
+        return
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={nproc}", "-m", module, *sys.argv[1:]]  # fmt: skip
+    print("launching:", " ".join(cmd), flush=True)
+    os.execv(sys.executable, cmd)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import torch
 
+from hubert_ee.config import ExitsParams
+from hubert_ee.data.asr_data import ASRData, collate_asr
+from hubert_ee.data.batching import bucket_batches
 from hubert_ee.decode.ctc import greedy_decode
 from hubert_ee.metrics.wer import cer, wer
-from hubert_ee.models.early_exit import EarlyExitModel, ExitOutput
-from hubert_ee.train.asr_data import ASRData, collate_asr
-from hubert_ee.train.batching import bucket_batches
-from hubert_ee.train.finetune import Objective
+from hubert_ee.models.early_exit import EarlyExitModel, ExitConfig, ExitOutput
+from hubert_ee.train.finetune import FinetuneConfig, Objective
 from hubert_ee.train.losses import ctc_loss, sampled_ctc_loss, token_kd_loss
 
 
@@ -84,3 +85,23 @@ def mean_exit_wer(max_batch_seconds: float):
         }
 
     return score
+
+
+def exit_config(ex: ExitsParams, num_layers: int) -> ExitConfig:
+    """Branches after `exits.layers` (null: every Transformer layer but the last)."""
+    layers = ex.layers if ex.layers is not None else list(range(1, num_layers))
+    return ExitConfig(
+        tuple(layers), ex.branch_dim, ex.branch_heads, ex.branch_ffn, ex.branch_dropout
+    )
+
+
+def exit_loop_config(ex: ExitsParams, uncertainty_samples: int, seed: int) -> FinetuneConfig:
+    """The CTC loop's settings for training the branches: the `exits` section's, no head-only
+    phase and no channel masks; the uncertainty samples are the student's (distillation's)."""
+    return FinetuneConfig(
+        max_steps=ex.max_steps, max_batch_seconds=ex.max_batch_seconds, lr=ex.lr,
+        warmup_steps=ex.warmup_steps, freeze_encoder_steps=0, weight_decay=ex.weight_decay,
+        clip_norm=ex.clip_norm, mask_time_prob=ex.mask_time_prob, mask_time_span=ex.mask_time_span,
+        mask_channel_prob=0.0, mask_channel_span=1, uncertainty_samples=uncertainty_samples,
+        eval_every=ex.eval_every, patience=ex.patience, seed=seed,
+    )  # fmt: skip

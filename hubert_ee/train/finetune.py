@@ -22,10 +22,10 @@ from pathlib import Path
 
 import torch
 
+from hubert_ee.data.asr_data import ASRData, collate_asr
+from hubert_ee.data.batching import bucket_batches
 from hubert_ee.decode.emissions import emissions, greedy_scores
 from hubert_ee.models.ctc_model import CTCModel, CTCOutput
-from hubert_ee.train.asr_data import ASRData, collate_asr
-from hubert_ee.train.batching import bucket_batches
 from hubert_ee.train.checkpointing import load_state, save_state
 from hubert_ee.train.losses import uncertain_ctc_loss
 from hubert_ee.train.masking import span_mask

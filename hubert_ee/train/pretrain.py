@@ -12,15 +12,18 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from hubert_ee.config import ModelConfig
+from hubert_ee.data.batching import bucket_batches, padding_fraction, step_schedule
+from hubert_ee.models.checkpoint import load_encoder
+from hubert_ee.models.encoder import HubertEncoder
 from hubert_ee.models.pretrain_head import HubertPretrainModel
 from hubert_ee.train import distributed
-from hubert_ee.train.batching import bucket_batches, padding_fraction, step_schedule
 from hubert_ee.train.checkpointing import load_state, save_state
 from hubert_ee.train.masking import span_mask
 from hubert_ee.train.optim import adamw_with_schedule
@@ -44,6 +47,12 @@ class LoopConfig:
     eval_batches: int
     seed: int
     amp: str  # auto | bf16 | off
+
+    @classmethod
+    def from_section(cls, section, seed: int) -> LoopConfig:
+        """From the `pretrain` params section (every field but the seed has its name there)."""
+        names = {f.name for f in fields(cls)} - {"seed"}
+        return cls(seed=seed, **{n: getattr(section, n) for n in names})
 
 
 def _mask_generator(seed: int, step: int, micro: int) -> torch.Generator:
@@ -259,3 +268,41 @@ def train(
         pad_frac,
         resumed_from,
     )
+
+
+def initial_encoder(
+    model: ModelConfig, iteration: int, previous: str | Path | None = None
+) -> HubertEncoder:
+    """The encoder an iteration starts from: `model.init_checkpoint` for iteration 1 when set,
+    the previous iteration's encoder when `previous` is given (iteration >= 2 with
+    `pretrain.init_from_previous`; DESIGN §5 allows it at CPU budgets), else random weights
+    (the paper retrains every iteration from scratch). A loaded encoder must have the
+    configuration params ask for."""
+    cfg = model.encoder_config()
+    source = model.init_checkpoint if iteration == 1 else previous
+    if not source:
+        return HubertEncoder(cfg)
+    enc = load_encoder(source, cfg)
+    if enc.cfg != cfg:
+        raise ValueError(f"{source} has encoder config {enc.cfg}, params ask for {cfg}")
+    return enc
+
+
+def pretrain_metrics(result: PretrainResult, num_classes: int, log_every: int) -> dict:
+    """metrics/pretrain_iter<N>.json (DESIGN §11): the last `log_every` steps' mean train loss
+    and accuracy, and the held-out split's."""
+    tail = result.history[-log_every:]
+
+    def mean(key: str) -> float | None:  # None when no step ran (max_steps: 0)
+        return round(sum(r[key] for r in tail) / len(tail), 4) if tail else None
+
+    return {
+        "loss": mean("loss"),
+        "masked_acc": round(result.valid["masked_acc"], 4),
+        "valid_loss": round(result.valid["loss"], 4),
+        "train_masked_acc": mean("masked_acc"),
+        "chance_acc": round(1 / num_classes, 4),
+        "steps": result.steps,
+        "audio_seconds_per_s": round(result.audio_seconds_per_s, 2),
+        "padding_fraction": round(result.padding_fraction, 4),
+    }

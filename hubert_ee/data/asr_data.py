@@ -11,7 +11,7 @@ import torch
 from hubert_ee.data.audio_io import read_mono_16k
 from hubert_ee.data.augment import TrainAugmentation, corrupt, fit_length
 from hubert_ee.data.manifest import load_split
-from hubert_ee.decode.vocab import CharVocab
+from hubert_ee.data.vocab import CharVocab
 
 
 class ASRData(torch.utils.data.Dataset):

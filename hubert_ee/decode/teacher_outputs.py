@@ -17,9 +17,9 @@ import torch
 from tqdm import tqdm
 
 from hubert_ee.data.audio_io import read_mono_16k
+from hubert_ee.data.batching import bucket_batches
 from hubert_ee.features.store import FrameStore, StoreMeta, shard_complete, write_shard
 from hubert_ee.models.ctc_model import CTCModel
-from hubert_ee.train.batching import bucket_batches
 
 STORE_DTYPE = "float32"
 
@@ -76,3 +76,19 @@ def cache_split(
                 arrays[j] = a
         write_shard(out_dir, i, num_shards, part["id"].tolist(), arrays, STORE_DTYPE)
     return FrameStore(out_dir)
+
+
+def teacher_paths(teacher_domains: list[str], teachers_dir: str | Path) -> dict[str, Path]:
+    """<teachers_dir>/<domain>/model.safetensors for every teacher domain, all present."""
+    paths = {d: Path(teachers_dir) / d / "model.safetensors" for d in teacher_domains}
+    missing = [str(p) for p in paths.values() if not p.exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"no teacher model at {missing}; run the finetune@<domain> stages first (dvc repro)"
+        )
+    return paths
+
+
+def distill_splits(use_unlabeled: bool) -> list[str]:
+    """The target-domain splits the teachers label for distillation."""
+    return ["train", "unlabeled"] if use_unlabeled else ["train"]

@@ -1,0 +1,182 @@
+"""A domain's CTC teacher and its ablation arms (DESIGN §6): the pretrained arm, the same budget
+from random weights (`scratch`), and both again on a few minutes of labels (`low_label`), each
+arm choosing its peak lr on dev from `finetune.lr_grid` when the grid has more than one value.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from hubert_ee.config import FinetuneParams
+from hubert_ee.data.asr_data import ASRData, AugmentedASRData, subset_minutes
+from hubert_ee.data.vocab import CharVocab
+from hubert_ee.decode.ctc import BeamDecoder, greedy_decode
+from hubert_ee.decode.emissions import emissions, greedy_scores
+from hubert_ee.device import compute_device
+from hubert_ee.metrics.wer import cer, wer
+from hubert_ee.models.ctc_model import CTCModel
+from hubert_ee.models.encoder import HubertEncoder
+from hubert_ee.train.checkpointing import fingerprint
+from hubert_ee.train.finetune import FinetuneConfig, FinetuneResult, finetune
+from hubert_ee.train.lr_choice import pick_lr, probe_result
+
+LogFn = Callable[[dict[str, float], int], None]  # (metrics, step): the tracker's log_metrics
+
+
+def ctc_model(encoder: HubertEncoder, ft: FinetuneParams) -> CTCModel:
+    return CTCModel(encoder, CharVocab(), ft.uncertainty, ft.final_dropout)
+
+
+def train_arm(
+    arm: str,
+    make_model: Callable[[], CTCModel],
+    ft: FinetuneParams,
+    seed: int,
+    train: ASRData,
+    dev: ASRData,
+    state_dir: Path,
+    stage_key: str,
+    log_metrics: LogFn,
+    recipe: dict,
+    tag: str = "",
+    probe: bool = True,
+) -> tuple[CTCModel, FinetuneResult, dict]:
+    """One arm: probe each lr of `ft.lr_grid` on dev, continue the chosen one.
+
+    `recipe` overrides the section's training fields for this arm; `tag` names a variant (the
+    low-label runs) in the resume states and logs; `probe=False` trains `recipe`'s lr (or the
+    section's) without a grid. Returns the model, its run, and the choice
+    {"grid": [{lr, dev_wer, dev_cer}], "chosen": lr}."""
+    name = arm + tag
+
+    def cfg_for(lr: float) -> FinetuneConfig:
+        return FinetuneConfig.from_section(ft, seed, **{**recipe, "lr": lr})
+
+    def run(lr: float, stop_at: int | None) -> tuple[CTCModel, FinetuneResult]:
+        cfg = cfg_for(lr)
+        torch.manual_seed(seed)
+        model = make_model()
+        run_id = fingerprint({"arm": name, "lr": lr, "stage": stage_key})
+
+        def log(row: dict) -> None:
+            print(json.dumps({"arm": name, "lr": lr, **row}), flush=True)
+            log_metrics({f"{name}/{k}": v for k, v in row.items() if k != "step"}, row["step"])
+
+        state = state_dir / f"{name}-lr{lr:g}.pt"
+        result = finetune(
+            model, train, dev, cfg, state, run_id, compute_device(), log, stop_at=stop_at
+        )
+        return model, result
+
+    grid = (list(ft.lr_grid) if probe else []) or [recipe.get("lr", ft.lr)]
+    probes, probe_runs = [], {}
+    if len(grid) > 1:
+        for lr in grid:
+            print(f"{name}: probing lr {lr:g} for {ft.lr_probe_steps} steps")
+            _, probe_runs[lr] = run(lr, ft.lr_probe_steps)
+            probes.append(probe_result(lr, probe_runs[lr].evals, ft.lr_probe_steps))
+    chosen = pick_lr(probes) if probes else grid[0]
+    cfg = cfg_for(chosen)
+    print(f"fine-tuning the {name} arm at lr {chosen:g}: {cfg.max_steps} steps at most, "
+          f"{len(train)} utterances")  # fmt: skip
+    model, result = run(chosen, None)
+    probe_run = probe_runs.get(chosen)
+    if probe_run is not None and result.resumed_from == probe_run.steps:
+        # continuing the probe made a moment ago is not a resume: report where the probe
+        # itself picked up (0 unless an earlier, killed run had left its state)
+        result.resumed_from = probe_run.resumed_from
+    return model, result, {"grid": probes, "chosen": chosen}
+
+
+def score(model: CTCModel, data: ASRData, batch_s: float) -> tuple[dict, list[torch.Tensor]]:
+    """Greedy WER/CER on `data` and the per-utterance log-posteriors they came from."""
+    lps = emissions(model, data, batch_s, compute_device())
+    return greedy_scores(lps, data), lps
+
+
+def beam_report(
+    lps: list[torch.Tensor], data: ASRData, beam: int, lexicon_words: set[str]
+) -> dict[str, float]:
+    """WER and decode-only speed (x real time) of greedy vs beam search on the same emissions."""
+    refs = data.texts()
+    audio_s = float(data.lengths().sum()) / 16000
+    decoders = {
+        "greedy": lambda lp: greedy_decode(lp[None], None, data.vocab)[0],
+        "beam": BeamDecoder(data.vocab, beam),
+        "beam_lexicon": BeamDecoder(data.vocab, beam, words=lexicon_words),
+    }
+    out: dict[str, float] = {}
+    for name, dec in decoders.items():
+        t0 = time.perf_counter()
+        if name == "greedy":
+            hyps = [dec(lp) for lp in lps]
+        else:
+            hyps = [dec(lp[None], None)[0] for lp in lps]
+        elapsed = time.perf_counter() - t0
+        out[f"wer_{name}"] = round(wer(refs, hyps), 5)
+        out[f"cer_{name}"] = round(cer(refs, hyps), 5)
+        out[f"decode_xrt_{name}"] = round(audio_s / elapsed, 1)
+    return out
+
+
+@dataclass
+class TeacherArms:
+    models: dict[str, CTCModel] = field(default_factory=dict)  # pretrained, scratch
+    results: dict[str, FinetuneResult] = field(default_factory=dict)  # + <arm>_low_label
+    lr_choice: dict[str, dict] = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)  # the low-label arms' figures
+
+
+def train_teacher_arms(
+    pretrained: HubertEncoder,
+    ft: FinetuneParams,
+    seed: int,
+    domain: str,
+    clean_train: ASRData,
+    dev: ASRData,
+    test: ASRData,
+    state_dir: Path,
+    stage_key: str,
+    log_metrics: LogFn,
+) -> TeacherArms:
+    """Every arm `ft` asks for on `domain` (the scratch and low-label arms only on
+    `ft.ablation_domains`); `test` scores the low-label arms in-domain."""
+    train: ASRData = clean_train
+    if ft.augment is not None:  # every arm hears the same corrupted audio
+        train = AugmentedASRData(clean_train, ft.augment.chain(), seed)
+    ablate = ft.runs_ablations(domain)
+    arms: dict[str, tuple[Callable[[], CTCModel], dict]] = {
+        "pretrained": (lambda: ctc_model(copy.deepcopy(pretrained), ft), {})
+    }
+    if ft.scratch_arm and ablate:
+        arms["scratch"] = (lambda: ctc_model(HubertEncoder(pretrained.cfg), ft), ft.scratch)
+    out = TeacherArms()
+    for arm, (make, recipe) in arms.items():
+        out.models[arm], out.results[arm], out.lr_choice[arm] = train_arm(
+            arm, make, ft, seed, train, dev, state_dir, stage_key, log_metrics, recipe
+        )
+    if ft.low_label_minutes > 0 and ablate:
+        few = subset_minutes(clean_train, ft.low_label_minutes, seed)
+        if ft.augment is not None:
+            few = AugmentedASRData(few, ft.augment.chain(), seed)
+        out.metrics["low_label_minutes"] = round(float(few.lengths().sum()) / 16000 / 60, 2)
+        for arm, (make, recipe) in arms.items():
+            low_recipe = {**recipe, "max_steps": ft.low_label_max_steps,
+                          "lr": out.lr_choice[arm]["chosen"]}  # fmt: skip
+            low_model, low_result, _ = train_arm(
+                arm, make, ft, seed, few, dev, state_dir, stage_key, log_metrics, low_recipe,
+                tag="_low_label", probe=False,
+            )  # fmt: skip
+            out.results[f"{arm}_low_label"] = low_result
+            low_scores, _ = score(low_model, test, ft.eval_batch_seconds)
+            suffix = "" if arm == "pretrained" else f"_{arm}"
+            out.metrics[f"wer_low_label{suffix}"] = {domain: round(low_scores["wer"], 5)}
+            out.metrics[f"dev_wer_low_label{suffix}"] = round(low_result.best["wer"], 5)
+    return out
