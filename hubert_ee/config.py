@@ -483,7 +483,7 @@ class Params(_Strict):
         if chosen is not None and not set(chosen) <= set(self.data.teacher_domains):
             raise ValueError(
                 f"finetune.ablation_domains {chosen} must be among data.teacher_domains "
-                f"{self.data.teacher_domains}"
+                f"{self.data.teacher_domains}; name some of them, or null for every teacher"
             )
         return self
 

@@ -55,7 +55,7 @@ def _flow(ws: Path, tmp: Path) -> dict[str, str]:
     }
     proc = subprocess.run(
         [sys.executable, "-m", "flows.pipeline", "--root", str(ws)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return dict(

@@ -23,6 +23,9 @@ def _params(smoke_raw, root: Path, manifest_names: dict[str, list[str]]):
         synthetic=None,
         real={"root": str(root), "parts": manifest_names},
     )
+    raw["finetune"]["ablation_domains"] = (
+        None  # every teacher: the default names the synthetic read
+    )
     return validate_params(raw)
 
 
