@@ -20,6 +20,7 @@ from hubert_ee.device import compute_device
 from hubert_ee.metrics.uncertainty import uncertainty_quality
 from hubert_ee.models.checkpoint import load_encoder, save_ctc_model
 from hubert_ee.models.encoder import reinit_top_layers
+from hubert_ee.models.student import parameter_count
 from hubert_ee.plots import arm_curves_with_csv
 from hubert_ee.tracking import StageTracker
 from hubert_ee.train.teacher import beam_report, score, train_teacher_arms
@@ -45,7 +46,7 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     model, result = arms.models["pretrained"], arms.results["pretrained"]
     metrics: dict = {
         "lr_choice": arms.lr_choice,
-        "params": sum(p.numel() for p in model.parameters()),
+        "params": parameter_count(model),
         "steps": result.steps,
         "best_step": result.best["step"],
         "stopped_early": result.stopped_early,

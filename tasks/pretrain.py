@@ -18,6 +18,7 @@ from hubert_ee.config import Params, ParamsError, load_params
 from hubert_ee.data.manifest import load_split
 from hubert_ee.models.checkpoint import save_encoder
 from hubert_ee.models.pretrain_head import HubertPretrainModel
+from hubert_ee.models.student import parameter_count
 from hubert_ee.plots import history_with_csv
 from hubert_ee.tracking import StageTracker
 from hubert_ee.train import distributed
@@ -65,7 +66,7 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     loop = LoopConfig.from_section(pt, params.seed)
     run_id = fingerprint({"stage": args.stage_key, "world": d.world})
     if d.main:
-        n_params = sum(p.numel() for p in encoder.parameters())
+        n_params = parameter_count(encoder)
         print(
             f"pretraining iteration {args.iteration}: {n_params / 1e6:.2f}M-parameter encoder, K={data.num_classes}, {len(data)} utterances, {pt.max_steps} steps on {d.world} x {d.device}"
         )
