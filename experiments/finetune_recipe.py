@@ -49,7 +49,7 @@ from hubert_ee.decode.emissions import emissions, greedy_scores
 from hubert_ee.models.checkpoint import load_encoder
 from hubert_ee.models.ctc_model import CTCModel
 from hubert_ee.models.encoder import HubertEncoder, reinit_top_layers
-from hubert_ee.train.finetune import FinetuneConfig, finetune
+from hubert_ee.train.finetune import finetune
 
 MASKS = {"mask_time_prob": 0.05, "mask_channel_prob": 0.01}
 RECIPE = {
@@ -145,8 +145,8 @@ def train_variant(
     augment = over.pop("augment", None)
     if augment is not None:
         train = AugmentedASRData(train, AugmentParams(**augment).chain(), seed)
-    cfg = FinetuneConfig.from_section(
-        params.finetune, seed, **{"encoder_lr_scale": 1.0, "freeze_encoder_steps": 0,
+    cfg = params.finetune.with_fields(
+        **{"encoder_lr_scale": 1.0, "freeze_encoder_steps": 0,
         "schedule": "linear", "mask_time_prob": 0.0, "mask_channel_prob": 0.0,
         "warmup_steps": max(1, args.steps // 10), "max_steps": args.steps,
         "eval_every": args.eval_every, **over, "patience": 100},
@@ -161,7 +161,7 @@ def train_variant(
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         r = finetune(
-            model, train, dev, cfg, Path(tmp) / "s.pt", name, torch.device("cpu"),
+            model, train, dev, cfg, seed, Path(tmp) / "s.pt", name, torch.device("cpu"),
             on_log=lambda row: print(json.dumps({name: row}), flush=True),
             stop_at=args.stop_at,
         )  # fmt: skip

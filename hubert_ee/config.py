@@ -223,16 +223,22 @@ class ModelConfig(_Strict):
         return replace(cfg, **over)
 
 
-class PretrainConfig(_Strict):
-    """Masked-prediction pretraining (DESIGN §5); the same for every iteration."""
+class TrainLoop(_Strict):
+    """The optimisation loop every training stage shares (pretrain_iter<N>, finetune, distill,
+    exits): the training functions take their section itself (DESIGN §2)."""
 
     max_steps: int = Field(ge=0, le=10_000_000)
     max_batch_seconds: float = Field(gt=0, le=100_000, description="padded audio per micro-batch")
-    grad_accum: int = Field(ge=1, le=1024)
     lr: float = Field(gt=0, le=1)
     warmup_steps: int = Field(ge=1)
     weight_decay: float = Field(ge=0, le=1)
     clip_norm: float = Field(gt=0)
+
+
+class PretrainConfig(TrainLoop):
+    """Masked-prediction pretraining (DESIGN §5); the same for every iteration."""
+
+    grad_accum: int = Field(ge=1, le=1024)
     mask_prob: float = Field(gt=0, lt=1)
     mask_span: int = Field(ge=1, le=100)
     final_dim: int = Field(ge=8, le=4096)
@@ -248,13 +254,11 @@ class PretrainConfig(_Strict):
     nproc: int = Field(ge=1, le=1024, description="processes per node with launcher: torchrun")
 
 
-class CTCTrainParams(_Strict):
-    """The CTC training loop shared by fine-tuning and distillation (hubert_ee/train/finetune.py)."""
+class CTCLoop(TrainLoop):
+    """The CTC training loop (hubert_ee/train/finetune.py) of fine-tuning, distillation and the
+    exit branches: head-only phase, encoder lr scale, schedule, SpecAugment-style masks, early
+    stopping on dev."""
 
-    max_steps: int = Field(ge=0, le=10_000_000)
-    max_batch_seconds: float = Field(gt=0, le=100_000)
-    lr: float = Field(gt=0, le=1)
-    warmup_steps: int = Field(ge=1)
     freeze_encoder_steps: int = Field(
         ge=0, description="steps at the start that train only the output heads"
     )
@@ -265,12 +269,27 @@ class CTCTrainParams(_Strict):
         description="linear: warm-up then linear decay; tri_stage: warm-up, hold to half, "
         "exponential decay to 5% (fairseq's fine-tuning schedule)"
     )
-    weight_decay: float = Field(ge=0, le=1)
-    clip_norm: float = Field(gt=0)
     mask_time_prob: float = Field(ge=0, lt=1)
     mask_time_span: int = Field(ge=1, le=100)
     mask_channel_prob: float = Field(ge=0, lt=1)
     mask_channel_span: int = Field(ge=1, le=4096)
+    eval_every: int = Field(ge=1)
+    patience: int = Field(ge=1, description="evaluations without dev-WER improvement")
+    eval_batch_seconds: float = Field(gt=0)
+
+    def with_fields(self, **overrides: Any):
+        """This section with some fields replaced (an arm's own recipe, a probed lr), values
+        as validated where they were read; an unknown name is an error."""
+        known = set(type(self).model_fields)
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown training field(s) {unknown}; known: {sorted(known)}")
+        return self.model_copy(update=overrides)
+
+
+class CTCTrainParams(CTCLoop):
+    """The CTC model's own training settings shared by fine-tuning and distillation."""
+
     final_dropout: float = Field(ge=0, lt=1)
     uncertainty: bool
     uncertainty_samples: int = Field(ge=0, le=64)
@@ -278,9 +297,11 @@ class CTCTrainParams(_Strict):
         description="integrate the likelihood over σ per utterance (sequence) or per frame against "
         "the CTC alignment posterior (frame); hubert_ee.train.losses"
     )
-    eval_every: int = Field(ge=1)
-    patience: int = Field(ge=1, description="evaluations without dev-WER improvement")
-    eval_batch_seconds: float = Field(gt=0)
+
+    @property
+    def noise_samples(self) -> int:
+        """Draws of f + σ·ε the training loss integrates over (0 without an uncertainty head)."""
+        return self.uncertainty_samples if self.uncertainty else 0
 
 
 class AugmentParams(_Strict):
@@ -383,12 +404,16 @@ class DistillParams(CTCTrainParams):
     single_teacher_arms: bool = Field(
         description="also train one unc_kd arm per teacher (ablation; one more arm each)"
     )
+    extra_seeds: list[int] = Field(
+        description="seeds beyond `seed` on which student_only, tok_kd and unc_kd train again: "
+        "the seed spread that decides whether an arm beats the student alone ([]: one seed)"
+    )
     teacher_output_shards: int = Field(ge=1, le=100_000)
     speed_repeats: int = Field(ge=1, le=1000)
     speed_utterances: int = Field(ge=1)
 
 
-class ExitsParams(_Strict):
+class ExitsParams(CTCLoop):
     """Early-exit branches on the student (DESIGN §8)."""
 
     layers: list[Annotated[int, Field(ge=1)]] | None = Field(
@@ -402,17 +427,6 @@ class ExitsParams(_Strict):
     branch_dropout: float = Field(ge=0, lt=1)
     kd_weight: float = Field(ge=0, description="KL towards the final layer (two_stage)")
     kd_temperature: float = Field(gt=0)
-    max_steps: int = Field(ge=0)
-    max_batch_seconds: float = Field(gt=0)
-    lr: float = Field(gt=0, le=1)
-    warmup_steps: int = Field(ge=1)
-    weight_decay: float = Field(ge=0, le=1)
-    clip_norm: float = Field(gt=0)
-    mask_time_prob: float = Field(ge=0, lt=1)
-    mask_time_span: int = Field(ge=1)
-    eval_every: int = Field(ge=1)
-    patience: int = Field(ge=1)
-    eval_batch_seconds: float = Field(gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> ExitsParams:

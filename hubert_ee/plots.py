@@ -78,6 +78,24 @@ def arm_curves_with_csv(results: dict, csv_path: Path, title: str) -> None:
     )
 
 
+def table_with_curves(
+    csv_path: Path, header: list[str], rows: list[list], results: dict, title: str
+) -> None:
+    """A stage's result table as a CSV (dvc plots) and its arms' training curves (`arm_curves`
+    of `results`: arm → run with `.history` and `.evals`) as a PNG beside it."""
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(csv_path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    arm_curves(
+        {arm: r.history for arm, r in results.items()},
+        {arm: r.evals for arm, r in results.items()},
+        csv_path.with_suffix(".png"),
+        title,
+    )
+
+
 def pareto_plot(
     rows: list[dict], wer_full: float, budget: float, chosen: dict | None, path: Path
 ) -> None:

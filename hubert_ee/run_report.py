@@ -20,7 +20,7 @@ HEADLINE = (
     r"pretrain_iter\d+/(masked_acc|wall_s)",
     r"finetune_[^/]+/(wer/[^/]+|wer_scratch/[^/]+|wer_low_label(_scratch)?/[^/]+)",
     r"finetune_[^/]+/uncertainty/(spearman_cer|auroc_token)",
-    r"distill/(wer/[^/]+/[^/]+|params_student|param_ratio|speed_ratio)",
+    r"distill/(wer/[^/]+/[^/]+|wer_mean/[^/]+|wer_spread/[^/]+|params_student|param_ratio|speed_ratio)",
     r"threshold_search/(wer_full|wer_ee|wer_teacher|speedup_measured|speedup_teacher_to_ee)",
 )
 # lower is better for these; the rest (PNMI, accuracy, speed-up, ρ, AUROC) higher is better

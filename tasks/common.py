@@ -17,11 +17,27 @@ from hubert_ee.train.checkpointing import begin_stage, complete_stage, fingerpri
 StageMain = Callable[[Params, argparse.Namespace, StageTracker], None]
 
 
-def stage_parser(description: str) -> argparse.ArgumentParser:
+STANDARD_PATHS = {  # argument → help, for the path arguments many stages share
+    "manifests": "the prepared corpus (default: %(default)s)",
+    "teachers": "models/teachers (one folder per domain)",
+    "state": "resume state directory (kept across runs)",
+    "metrics": "metrics JSON (DVC metrics; logged to MLflow)",
+}
+
+
+def stage_parser(description: str, *standard: str, **paths: str) -> argparse.ArgumentParser:
+    """--params, the `standard` path arguments (STANDARD_PATHS; --manifests defaults to
+    data/prepared, the others are required) and the stage's own required `paths` (name → help;
+    underscores become dashes)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--params", default="params.yaml", help="params file (default: %(default)s)"
     )
+    for name in standard:
+        default = {"default": "data/prepared"} if name == "manifests" else {"required": True}
+        parser.add_argument(f"--{name}", help=STANDARD_PATHS[name], **default)
+    for name, text in paths.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", required=True, help=text)
     return parser
 
 
@@ -29,11 +45,8 @@ def iteration_stage_parser(
     description: str, out_help: str | None = None
 ) -> argparse.ArgumentParser:
     """The arguments every per-iteration stage takes (features, kmeans, pretrain)."""
-    parser = stage_parser(description)
+    parser = stage_parser(description, "manifests", "metrics", out=out_help or "output folder")
     parser.add_argument("--iteration", type=int, required=True)
-    parser.add_argument("--manifests", default="data/prepared")
-    parser.add_argument("--out", required=True, help=out_help)
-    parser.add_argument("--metrics", required=True)
     return parser
 
 
@@ -70,6 +83,7 @@ def run_stage(
     stage: str | Callable[[argparse.Namespace], str],
     sections: Sequence[str] | Callable[[argparse.Namespace], Sequence[str]],
     inputs: Sequence[str] = (),
+    all_threads: bool = False,
 ) -> None:
     """Validate the whole params file before any work, run `main` inside an MLflow stage run
     that logs the params `sections` the stage declares (top-level sections or dotted keys);
@@ -78,7 +92,8 @@ def run_stage(
 
     `inputs` names the arguments that are input paths: with `sections` and the code version
     they make `args.stage_key`, which the training loops' resume states carry. A stage with a
-    `--state` folder resumes only its own unfinished run (hubert_ee.train.checkpointing)."""
+    `--state` folder resumes only its own unfinished run (hubert_ee.train.checkpointing).
+    `all_threads`: torch's intra-op pool on every core (the training and inference stages)."""
     args = parser.parse_args()
     try:
         params = load_params(args.params)
@@ -97,6 +112,10 @@ def run_stage(
         rank0 = int(os.environ.get("RANK", "0")) == 0
         if state is not None and rank0:
             begin_stage(state)
+        if all_threads:
+            import torch
+
+            torch.set_num_threads(max(1, os.cpu_count() or 1))
         with StageTracker(name, declared) as tracker:
             main(ParamsView(params, keys), args, tracker)
         if state is not None and rank0:

@@ -20,9 +20,14 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     it, km = params.iterations[f"iter{args.iteration}"], params.kmeans
     dev = load_split(args.manifests, km.eval_split)
     common = dict(
-        splits=params.features.splits, fit_splits=km.fit_splits, eval_split=km.eval_split,
-        eval_manifest=dev, k=it.k, km=km, seed=params.seed,
-    )  # fmt: skip
+        splits=params.features.splits,
+        fit_splits=km.fit_splits,
+        eval_split=km.eval_split,
+        eval_manifest=dev,
+        k=it.k,
+        km=km,
+        seed=params.seed,
+    )
     metrics = kmeans_labels(Path(args.features), Path(args.out), **common)
     if args.mfcc_features and "pnmi" in metrics:
         with tempfile.TemporaryDirectory() as tmp:

@@ -17,14 +17,7 @@ import torch
 
 from hubert_ee.config import Params
 from hubert_ee.data.asr_data import domain_split
-from hubert_ee.decode.early_exit_search import exit_table
-from hubert_ee.decode.operating_point import (
-    best_on,
-    dev_summary,
-    sweep,
-    test_report,
-    write_pareto_csv,
-)
+from hubert_ee.decode.operating_point import search_operating_point, write_pareto_csv
 from hubert_ee.decode.teacher_outputs import teacher_paths
 from hubert_ee.models.checkpoint import load_ctc_model, load_early_exit_model
 from hubert_ee.plots import pareto_plot
@@ -38,21 +31,11 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     model = load_early_exit_model(args.model)
     dev = domain_split(args.manifests, "dev", target, model.student.vocab)
     test = domain_split(args.manifests, "test", target, model.student.vocab)
-    print(f"scoring every exit on {len(dev)} dev and {len(test)} test utterances")
-    dev_table, test_table = exit_table(model, dev), exit_table(model, test)
-    s = sweep(model, dev, dev_table, ts)
     teachers = {
         d: load_ctc_model(p)
         for d, p in teacher_paths(params.data.teacher_domains, args.teachers).items()
     }
-    tname = best_on(teachers, dev)
-    report = test_report(model, teachers[tname], test, test_table, s.chosen, ts)
-    metrics = {
-        **report,
-        "teacher": tname,
-        "dev": dev_summary(s),
-        "threads": torch.get_num_threads(),
-    }
+    s, metrics = search_operating_point(model, teachers, dev, test, ts)
     plots = Path(args.plots)
     write_pareto_csv(s, plots)
     pareto_plot(s.rows, s.wer_full, s.wer_budget, s.chosen, plots.with_suffix(".png"))
@@ -64,18 +47,20 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     print(
         f"chosen: {point} → test WER {metrics['wer_ee']} (full {metrics['wer_full']}), "
         f"measured speedup {metrics['speedup_measured']}x (FLOPs {metrics['speedup_flops']}x); "
-        f"teacher {tname} → student+EE {metrics['speedup_teacher_to_ee']}x"
+        f"teacher {metrics['teacher']} → student+EE {metrics['speedup_teacher_to_ee']}x"
     )
 
 
 if __name__ == "__main__":
-    parser = stage_parser(__doc__)
-    parser.add_argument("--model", required=True, help="models/exits/model.safetensors")
-    parser.add_argument("--teachers", required=True, help="models/teachers (one folder per domain)")
-    parser.add_argument("--manifests", default="data/prepared")
-    parser.add_argument("--out", required=True, help="models/threshold_search")
-    parser.add_argument("--metrics", required=True)
-    parser.add_argument("--plots", required=True, help="Pareto table CSV (+ PNG)")
+    parser = stage_parser(
+        __doc__,
+        "teachers",
+        "manifests",
+        "metrics",
+        model="models/exits/model.safetensors",
+        out="models/threshold_search",
+        plots="Pareto table CSV (+ PNG)",
+    )
     run_stage(
         main,
         parser,

@@ -133,3 +133,19 @@ def test_the_kd_ablation_arms_and_the_arm_choice(smoke_params):
     assert best_arm({"student_only": 0.9, "tok_kd": 0.8, "unc_kd": 0.8}) == "tok_kd"  # first tie
     wer = {"student_only": {"phone": 0.8}, "unc_kd": {"phone": 0.6}}
     assert relative_wer_change(wer, "phone") == {"student_only": 0.0, "unc_kd": -0.25}
+
+
+def test_a_difference_is_called_only_beyond_the_seed_spread():
+    from hubert_ee.train.kd_arms import call_difference, seed_report
+
+    base = [0.90, 0.92]  # mean 0.91, spread 0.02
+    assert call_difference([0.85, 0.86], base) == "better"  # 0.055 below, spreads 0.01 / 0.02
+    assert call_difference([0.89, 0.91], base) == "tie"  # 0.01 below, within the spread
+    assert call_difference([0.95, 0.99], base) == "worse"  # 0.06 above, spread 0.04
+    assert call_difference([0.80, 0.90], base) == "tie"  # 0.06 below, but its own spread 0.10
+    assert call_difference([0.5], base) == "one seed"
+    report = seed_report({"student_only": {1: 0.9, 2: 0.92}, "unc_kd": {1: 0.85, 2: 0.86}})
+    assert report["wer_spread"] == {"student_only": 0.02, "unc_kd": 0.01}
+    assert report["wer_mean"] == {"student_only": 0.91, "unc_kd": 0.855}
+    assert report["wer_seeds"]["unc_kd"] == {"1": 0.85, "2": 0.86}
+    assert report["vs_student_only"] == {"unc_kd": "better"}

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 import torch
 
+from hubert_ee.config import CTCTrainParams, ExitsParams, PretrainConfig, TrainLoop
 from hubert_ee.data.vocab import CharVocab
 from hubert_ee.models.config import tiny
 from hubert_ee.models.ctc_model import CTCModel
 from hubert_ee.models.encoder import HubertEncoder
-from hubert_ee.train.finetune import FinetuneConfig, finetune
+from hubert_ee.train.finetune import finetune
 
 V = CharVocab()
 
@@ -39,15 +41,16 @@ class TinyASR(torch.utils.data.Dataset):
         return self.waves[i], V.encode(self.text[i])
 
 
-def _cfg(**kw) -> FinetuneConfig:
+def _cfg(**kw) -> CTCTrainParams:
     base = dict(
         max_steps=3, max_batch_seconds=2.0, lr=1e-3, warmup_steps=1, freeze_encoder_steps=0,
         weight_decay=0.0, clip_norm=10.0, mask_time_prob=0.0, mask_time_span=5,
-        mask_channel_prob=0.0, mask_channel_span=4, uncertainty_samples=2, eval_every=1,
-        patience=1, seed=0, encoder_lr_scale=1.0, schedule="linear",
+        mask_channel_prob=0.0, mask_channel_span=4, uncertainty=True, uncertainty_samples=2,
+        uncertainty_loss="sequence", final_dropout=0.0, eval_every=1, patience=1,
+        eval_batch_seconds=2.0, encoder_lr_scale=1.0, schedule="linear",
     )  # fmt: skip
     base.update(kw)
-    return FinetuneConfig(**base)
+    return CTCTrainParams(**base)
 
 
 def _model() -> CTCModel:
@@ -59,7 +62,7 @@ def test_head_only_warm_up_leaves_the_encoder_alone(tmp_path):
     model = _model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     finetune(model, TinyASR(4, 0), TinyASR(2, 1), _cfg(max_steps=2, freeze_encoder_steps=2,
-             patience=10), tmp_path / "s.pt", "x", torch.device("cpu"))  # fmt: skip
+             patience=10), 0, tmp_path / "s.pt", "x", torch.device("cpu"))  # fmt: skip
     after = model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith(("head.", "variance_head.")) for k in changed), changed
@@ -68,7 +71,7 @@ def test_head_only_warm_up_leaves_the_encoder_alone(tmp_path):
 def test_patience_waits_while_the_model_only_emits_blanks(tmp_path):
     """Two evaluations at WER = CER = 1 do not stop a run with patience 1."""
     model = _model()
-    res = finetune(model, TinyASR(4, 0), TinyASR(2, 1), _cfg(max_steps=3, lr=1e-6),
+    res = finetune(model, TinyASR(4, 0), TinyASR(2, 1), _cfg(max_steps=3, lr=1e-6), 0,
                    tmp_path / "s.pt", "x", torch.device("cpu"))  # fmt: skip
     assert all(e["cer"] >= 1.0 for e in res.evals)
     assert res.steps == 3 and not res.stopped_early
@@ -104,13 +107,15 @@ def test_a_paused_run_continues_exactly_like_an_uninterrupted_one(tmp_path):
     """The lr probes stop at `stop_at` and the chosen one continues from its state."""
     cfg = _cfg(max_steps=4, eval_every=2, patience=10, mask_time_prob=0.2)
     whole = _model()
-    finetune(whole, TinyASR(4, 0), TinyASR(2, 1), cfg, tmp_path / "a.pt", "x", torch.device("cpu"))
+    finetune(
+        whole, TinyASR(4, 0), TinyASR(2, 1), cfg, 0, tmp_path / "a.pt", "x", torch.device("cpu")
+    )
     paused = _model()
-    r = finetune(paused, TinyASR(4, 0), TinyASR(2, 1), cfg, tmp_path / "b.pt", "x",
+    r = finetune(paused, TinyASR(4, 0), TinyASR(2, 1), cfg, 0, tmp_path / "b.pt", "x",
                  torch.device("cpu"), stop_at=2)  # fmt: skip
     assert r.steps == 2 and [e["step"] for e in r.evals] == [2]
     resumed = _model()
-    r = finetune(resumed, TinyASR(4, 0), TinyASR(2, 1), cfg, tmp_path / "b.pt", "x",
+    r = finetune(resumed, TinyASR(4, 0), TinyASR(2, 1), cfg, 0, tmp_path / "b.pt", "x",
                  torch.device("cpu"))  # fmt: skip
     assert r.steps == 4 and r.resumed_from == 2
     for k, v in whole.state_dict().items():
@@ -126,3 +131,17 @@ def test_time_masks_feed_the_encoders_mask_embedding():
     x, _, _ = model.frontend(wave, lengths, mask)
     assert torch.equal(x[0, 3], model.encoder.mask_embedding)
     assert not torch.equal(x[0, 6], model.encoder.mask_embedding)
+
+
+def test_every_training_stage_reads_one_loop_section_and_arms_replace_only_known_fields():
+    """DESIGN §2: one typed loop section (TrainLoop; the CTC loop of finetune, distill and exits
+    on top), the training functions take the section itself; an arm's recipe is a copy."""
+    assert all(issubclass(c, TrainLoop) for c in (PretrainConfig, CTCTrainParams, ExitsParams))
+    loop_keys = set(TrainLoop.model_fields)
+    assert {"max_steps", "lr", "warmup_steps", "clip_norm"} <= loop_keys
+    cfg = _cfg()
+    arm = cfg.with_fields(lr=5e-4, encoder_lr_scale=0.3)
+    assert (arm.lr, arm.encoder_lr_scale, cfg.lr) == (5e-4, 0.3, 1e-3)
+    assert arm.noise_samples == 2 and cfg.with_fields(uncertainty=False).noise_samples == 0
+    with pytest.raises(ValueError, match="unknown training field"):
+        cfg.with_fields(learning_rate=1.0)

@@ -21,6 +21,7 @@ from hubert_ee.decode.early_exit_search import (
     ExitTable,
     choose_operating_point,
     evaluate_point,
+    exit_table,
     threshold_grid,
 )
 from hubert_ee.decode.emissions import emissions, greedy_scores
@@ -152,3 +153,26 @@ def write_pareto_csv(s: Sweep, path: Path) -> None:
         for r in s.rows:
             row = {k: r[k] for k in PARETO_COLUMNS if k in r}
             w.writerow({**row, "within_budget": r["wer"] <= s.wer_budget + 1e-12})
+
+
+def search_operating_point(
+    model: EarlyExitModel,
+    teachers: dict[str, torch.nn.Module],
+    dev: ASRData,
+    test: ASRData,
+    ts: ThresholdSearchParams,
+) -> tuple[Sweep, dict]:
+    """The `threshold_search` stage's work: sweep and choose on dev, then report the choice on
+    test next to the full student and the teacher with the best dev WER; (sweep, metrics)."""
+    print(f"scoring every exit on {len(dev)} dev and {len(test)} test utterances")
+    dev_table, test_table = exit_table(model, dev), exit_table(model, test)
+    s = sweep(model, dev, dev_table, ts)
+    tname = best_on(teachers, dev)
+    report = test_report(model, teachers[tname], test, test_table, s.chosen, ts)
+    metrics = {
+        **report,
+        "teacher": tname,
+        "dev": dev_summary(s),
+        "threads": torch.get_num_threads(),
+    }
+    return s, metrics

@@ -9,6 +9,7 @@ A killed run resumes at the first missing shard.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,10 @@ from tqdm import tqdm
 
 from hubert_ee.data.audio_io import read_mono_16k
 from hubert_ee.data.batching import bucket_batches
+from hubert_ee.data.manifest import load_split
+from hubert_ee.device import compute_device
 from hubert_ee.features.store import FrameStore, StoreMeta, shard_complete, write_shard
+from hubert_ee.models.checkpoint import load_ctc_model
 from hubert_ee.models.ctc_model import CTCModel
 
 STORE_DTYPE = "float32"
@@ -92,3 +96,41 @@ def teacher_paths(teacher_domains: list[str], teachers_dir: str | Path) -> dict[
 def distill_splits(use_unlabeled: bool) -> list[str]:
     """The target-domain splits the teachers label for distillation."""
     return ["train", "unlabeled"] if use_unlabeled else ["train"]
+
+
+def cache_teachers(
+    teachers: dict[str, Path],
+    manifests: str | Path,
+    target: str,
+    splits: list[str],
+    out: Path,
+    num_shards: int,
+    max_batch_seconds: float,
+) -> dict:
+    """Every teacher's [logits | σ²] on the target domain's `splits`, one store per teacher and
+    split under `out`/<teacher>/<split>; metrics/teacher_outputs.json (bytes, frames, hours per
+    store, seconds per teacher)."""
+    metrics: dict = {"bytes": {}, "frames": {}, "audio_hours": {}, "seconds": {}}
+    for domain, path in teachers.items():
+        model = load_ctc_model(path).to(compute_device())
+        t0 = time.perf_counter()
+        for split in splits:
+            df = load_split(manifests, split)
+            rows = df[df["domain"] == target]
+            if rows.empty:
+                raise ValueError(f"split {split!r} has no utterances of target domain {target!r}")
+            store = cache_split(
+                model,
+                rows,
+                out / domain / split,
+                num_shards,
+                max_batch_seconds,
+                f"teacher {domain} on {target}/{split}",
+            )
+            key = f"{domain}/{split}"
+            metrics["bytes"][key] = sum(f.stat().st_size for f in store.dir.iterdir())
+            metrics["frames"][key] = store.num_frames
+            metrics["audio_hours"][key] = round(float(rows["duration"].sum()) / 3600, 4)
+        metrics["seconds"][domain] = round(time.perf_counter() - t0, 1)
+    metrics["total_mb"] = round(sum(metrics["bytes"].values()) / 2**20, 2)
+    return metrics

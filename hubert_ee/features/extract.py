@@ -8,6 +8,7 @@ already on disk are skipped, so a killed extraction resumes where it stopped.
 from __future__ import annotations
 
 import multiprocessing as mp
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from hubert_ee.data.audio_io import read_mono_16k
+from hubert_ee.data.manifest import load_split
 from hubert_ee.features.normalize import cmvn
 from hubert_ee.features.store import StoreMeta, shard_complete, write_shard
 
@@ -124,3 +126,47 @@ def extract_split(
                 for done in pool.imap_unordered(_run_shard, jobs):
                     bar.update(done)
     return meta
+
+
+def extract_splits(
+    make_source: Callable[[], FeatureSource],
+    manifests: str | Path,
+    splits: list[str],
+    out_dir: Path,
+    num_shards: int,
+    workers: int,
+    float16: bool,
+    normalize: bool,
+    name: str,
+) -> dict:
+    """Every split's store under `out_dir`/<split>; metrics/features_iter<N>.json (DESIGN §11):
+    per split its utterances, hours and speed (× real time), and the source's shape."""
+    metrics: dict = {"splits": {}}
+    for split in splits:
+        manifest = load_split(manifests, split)
+        t0 = time.perf_counter()
+        meta = extract_split(
+            make_source,
+            manifest,
+            out_dir / split,
+            num_shards,
+            workers,
+            float16,
+            desc=f"{name} {split}",
+            normalize=normalize,
+        )
+        seconds = time.perf_counter() - t0
+        audio_s = float(manifest["duration"].sum())
+        metrics["splits"][split] = {
+            "utterances": len(manifest),
+            "audio_hours": round(audio_s / 3600, 4),
+            "x_realtime": round(audio_s / seconds, 1),
+        }
+    metrics.update(
+        source=meta.source,
+        dim=meta.dim,
+        frame_rate_hz=meta.frame_rate_hz,
+        workers=workers,
+        cmvn=normalize,
+    )
+    return metrics

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from hubert_ee.config import IterationConfig
 from hubert_ee.device import compute_device
+from hubert_ee.features.mfcc import MfccSource
 from hubert_ee.models.checkpoint import load_encoder
 
 
@@ -48,3 +52,20 @@ def layer_workers(requested: int) -> int:
     utterance's small kernels and the next read, and this stage outlasted pretraining; each
     process pays a CUDA context, so not one per core. On the CPU: what the CPU offers."""
     return min(requested, GPU_LAYER_WORKERS) if compute_device().type == "cuda" else requested
+
+
+def feature_source(it: IterationConfig, name: str, checkpoint: str | None) -> Callable:
+    """A picklable zero-argument constructor of iteration `name`'s feature source (extraction
+    calls it in the main process first, so a bad checkpoint or layer fails before any worker)."""
+    if it.features == "mfcc":
+        return MfccSource
+    if checkpoint is None:
+        raise ValueError(
+            f"iterations.{name} uses layer {it.layer} of the previous model: pass --checkpoint "
+            "(the previous iteration's encoder, .safetensors)"
+        )
+    return partial(LayerSource, checkpoint, it.layer)
+
+
+def feature_workers(it: IterationConfig, requested: int) -> int:
+    return layer_workers(requested) if it.features == "layer" else requested

@@ -7,15 +7,22 @@ frame-level KL towards the final layer's posteriors. joint: the final head's CTC
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
 import torch
 
 from hubert_ee.config import ExitsParams
 from hubert_ee.data.asr_data import ASRData, collate_asr
 from hubert_ee.data.batching import bucket_batches
 from hubert_ee.decode.ctc import greedy_decode
+from hubert_ee.device import compute_device
 from hubert_ee.metrics.wer import cer, wer
+from hubert_ee.models.ctc_model import CTCModel
 from hubert_ee.models.early_exit import EarlyExitModel, ExitConfig, ExitOutput
-from hubert_ee.train.finetune import FinetuneConfig, Objective
+from hubert_ee.models.student import parameter_count
+from hubert_ee.train.finetune import FinetuneResult, Objective, finetune
 from hubert_ee.train.losses import ctc_loss, sampled_ctc_loss, token_kd_loss
 
 
@@ -95,13 +102,70 @@ def exit_config(ex: ExitsParams, num_layers: int) -> ExitConfig:
     )
 
 
-def exit_loop_config(ex: ExitsParams, uncertainty_samples: int, seed: int) -> FinetuneConfig:
-    """The CTC loop's settings for training the branches: the `exits` section's, no head-only
-    phase and no channel masks; the uncertainty samples are the student's (distillation's)."""
-    return FinetuneConfig(
-        max_steps=ex.max_steps, max_batch_seconds=ex.max_batch_seconds, lr=ex.lr,
-        warmup_steps=ex.warmup_steps, freeze_encoder_steps=0, weight_decay=ex.weight_decay,
-        clip_norm=ex.clip_norm, mask_time_prob=ex.mask_time_prob, mask_time_span=ex.mask_time_span,
-        mask_channel_prob=0.0, mask_channel_span=1, uncertainty_samples=uncertainty_samples,
-        eval_every=ex.eval_every, patience=ex.patience, seed=seed,
-    )  # fmt: skip
+@dataclass
+class ExitsRun:
+    mode: str  # exits.mode
+    model: EarlyExitModel
+    result: FinetuneResult
+    dev: dict[int, dict[str, float]]  # exit layer (the last = the final head) → WER, CER
+    test: dict[int, dict[str, float]]
+
+    def metrics(self) -> dict:
+        """metrics/exits.json (DESIGN §11)."""
+        m = self.model
+        return {
+            "mode": self.mode,
+            "exit_layers": list(m.cfg.layers),
+            "num_layers": m.num_layers,
+            "wer_dev": {str(k): round(v["wer"], 5) for k, v in self.dev.items()},
+            "wer": {str(k): round(v["wer"], 5) for k, v in self.test.items()},
+            "cer": {str(k): round(v["cer"], 5) for k, v in self.test.items()},
+            "params_branches": sum(parameter_count(b) for b in m.branches.values()),
+            "params_student": parameter_count(m.student),
+            "steps": self.result.steps,
+            "best_step": self.result.best["step"],
+        }
+
+    def table(self) -> list[list]:
+        """(layer, dev WER, test WER) rows: plots/exits.csv."""
+        return [
+            [layer, round(self.dev[layer]["wer"], 5), round(self.test[layer]["wer"], 5)]
+            for layer in self.dev
+        ]
+
+
+def train_exits(
+    ex: ExitsParams,
+    uncertainty_samples: int,
+    seed: int,
+    student: CTCModel,
+    splits: dict[str, ASRData],
+    state_path: Path,
+    run_fingerprint: str,
+    on_log: Callable[[dict], None],
+) -> ExitsRun:
+    """Branches on `student` trained by the CTC loop on `splits["train"]`, early-stopped on
+    the branches' mean dev WER, then every exit scored on dev and test."""
+    student.train()
+    torch.manual_seed(seed)
+    model = EarlyExitModel(student, exit_config(ex, student.encoder.cfg.num_layers))
+    if ex.mode == "two_stage":
+        model.freeze_backbone()
+    print(f"training exit branches after layers {list(model.cfg.layers)} ({ex.mode})")
+    objective = exit_objective(ex.mode, ex.kd_weight, ex.kd_temperature, uncertainty_samples)
+    result = finetune(
+        model,
+        splits["train"],
+        splits["dev"],
+        ex,
+        seed,
+        state_path,
+        run_fingerprint,
+        compute_device(),
+        on_log,
+        objective=objective,
+        score_dev=mean_exit_wer(ex.eval_batch_seconds),
+    )
+    model.eval()
+    scores = {s: exit_scores(model, splits[s], ex.eval_batch_seconds) for s in ("dev", "test")}
+    return ExitsRun(ex.mode, model, result, scores["dev"], scores["test"])

@@ -17,11 +17,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from hubert_ee.config import CTCLoop, CTCTrainParams
 from hubert_ee.data.asr_data import ASRData, collate_asr
 from hubert_ee.data.batching import bucket_batches
 from hubert_ee.decode.emissions import emissions, greedy_scores
@@ -30,42 +31,6 @@ from hubert_ee.train.checkpointing import load_state, save_state
 from hubert_ee.train.losses import uncertain_ctc_loss
 from hubert_ee.train.masking import span_mask
 from hubert_ee.train.optim import adamw_with_schedule
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    max_steps: int
-    max_batch_seconds: float
-    lr: float
-    warmup_steps: int
-    freeze_encoder_steps: int
-    weight_decay: float
-    clip_norm: float
-    mask_time_prob: float
-    mask_time_span: int
-    mask_channel_prob: float
-    mask_channel_span: int
-    uncertainty_samples: int
-    eval_every: int
-    patience: int
-    seed: int
-    encoder_lr_scale: float = 1.0  # the encoder's peak lr as a fraction of the heads'
-    schedule: str = "linear"  # a key of hubert_ee.train.optim.SCHEDULES
-    uncertainty_loss: str = "sequence"  # hubert_ee.train.losses.uncertain_ctc_loss
-
-    @classmethod
-    def from_section(cls, section, seed: int, **overrides) -> FinetuneConfig:
-        """From a params section with the CTC loop's fields (`finetune`, `distill`); `overrides`
-        replace fields (an arm's own recipe, a probed lr)."""
-        names = {f.name for f in fields(cls)} - {"seed", "uncertainty_samples"}
-        samples = section.uncertainty_samples if section.uncertainty else 0
-        values = {n: getattr(section, n) for n in names}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise ValueError(f"unknown CTC training field(s) {unknown}; known: {sorted(names)}")
-        values.update(overrides)
-        return cls(**values, uncertainty_samples=samples, seed=seed)
-
 
 Objective = Callable[[CTCOutput, dict, torch.Generator], tuple[torch.Tensor, dict]]
 
@@ -89,7 +54,7 @@ def ctc_objective(samples: int, mode: str = "sequence") -> Objective:
 
 
 def masks(
-    model: CTCModel, lengths: torch.Tensor, cfg: FinetuneConfig, gen: torch.Generator
+    model: CTCModel, lengths: torch.Tensor, cfg: CTCLoop, gen: torch.Generator
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """(time mask (batch, frames), channel mask (batch, dim)) for one training batch."""
     frame_lengths = model.encoder.frame_lengths(lengths)
@@ -139,7 +104,8 @@ def finetune(
     model: CTCModel,
     data: ASRData,
     dev: ASRData,
-    cfg: FinetuneConfig,
+    cfg: CTCLoop,
+    seed: int,
     state_path: Path,
     run_fingerprint: str,
     device: torch.device,
@@ -151,6 +117,9 @@ def finetune(
 ) -> FinetuneResult:
     """Train in place; on return `model` holds the best (lowest dev WER) weights.
 
+    `cfg` is the stage's params section (or a copy with an arm's fields replaced:
+    `CTCLoop.with_fields`); `seed` draws the batches and masks.
+
     `model(wave, lengths, time_mask, channel_mask)` gives a CTCOutput; `objective` maps it
     and the batch to (loss, {name: logged value}) (default: the CTC likelihood integrated
     over the uncertainty samples; distillation and the exit branches pass their own); `score_dev` gives the dev
@@ -158,7 +127,10 @@ def finetune(
     `stop_at` pauses after that step (dev-scored, state saved); a later call with the same
     state path continues on the same schedule (the lr probes of `lr_choice`).
     """
-    objective = objective or ctc_objective(cfg.uncertainty_samples, cfg.uncertainty_loss)
+    if objective is None:
+        if not isinstance(cfg, CTCTrainParams):
+            raise TypeError("finetune: pass an objective for a loop section without a CTC model's")
+        objective = ctc_objective(cfg.noise_samples, cfg.uncertainty_loss)
     score_dev = score_dev or (lambda m, d: dev_scores(m, d, cfg.max_batch_seconds, device))
     model.to(device).train()
     for p in model.encoder.feature_extractor.parameters():
@@ -236,12 +208,12 @@ def finetune(
     last = cfg.max_steps if stop_at is None else min(stop_at, cfg.max_steps)
     while step < last and not stopped_early:
         if batches_epoch != epoch:
-            batches, batches_epoch = bucket_batches(lengths, max_samples, cfg.seed, epoch), epoch
+            batches, batches_epoch = bucket_batches(lengths, max_samples, seed, epoch), epoch
             if hasattr(data, "set_epoch"):  # augmentation draws per epoch
                 data.set_epoch(epoch)
         idx = batches[batch_pos]
         batch = collate([data[i] for i in idx])
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
         time_mask, channel_mask = masks(model, batch["lengths"], cfg, gen)
         if cfg.freeze_encoder_steps:  # heads only at first: no gradient into the encoder
             _encoder_trainable(model, step >= cfg.freeze_encoder_steps)

@@ -23,10 +23,16 @@ from hubert_ee.features.store import FrameStore
 from hubert_ee.metrics.speed import interleaved_medians
 from hubert_ee.models.ctc_model import CTCModel
 from hubert_ee.models.encoder import HubertEncoder
-from hubert_ee.models.student import init_from_teacher, student_config
+from hubert_ee.models.student import init_from_teacher, parameter_count, student_config
 from hubert_ee.train.checkpointing import fingerprint
-from hubert_ee.train.distill import KDConfig, KDData, collate_kd, kd_objective
-from hubert_ee.train.finetune import FinetuneConfig, FinetuneResult, finetune
+from hubert_ee.train.distill import (
+    KDConfig,
+    KDData,
+    collate_kd,
+    kd_objective,
+    weak_teacher_warnings,
+)
+from hubert_ee.train.finetune import FinetuneResult, finetune
 from hubert_ee.train.teacher import LogFn
 
 
@@ -42,7 +48,7 @@ def arms(dp: DistillParams, teachers: list[str]) -> dict[str, KDConfig]:
         weights = tuple(w / total for w in dp.teacher_weights)
     else:
         weights = tuple([1.0 / k] * k)
-    samples = dp.uncertainty_samples if dp.uncertainty else 0
+    samples = dp.noise_samples
     per_utt = dp.teacher_weights == "uncertainty"
     loss = {"uncertainty_loss": dp.uncertainty_loss}
     out = {
@@ -133,6 +139,38 @@ def relative_wer_change(wer: dict[str, dict[str, float]], target: str) -> dict[s
     }
 
 
+SPREAD_ARMS = ("student_only", "tok_kd", "unc_kd")  # trained on `distill.extra_seeds` too
+
+
+def call_difference(arm: list[float], baseline: list[float]) -> str:
+    """Whether an arm's target WER over seeds differs from the baseline's (DESIGN §7): "better"
+    or "worse" when the means differ by more than either side's spread (max − min over seeds),
+    else "tie"; "one seed" when either side ran only one (no spread, no call)."""
+    if len(arm) < 2 or len(baseline) < 2:
+        return "one seed"
+    diff = sum(arm) / len(arm) - sum(baseline) / len(baseline)
+    spread = max(max(arm) - min(arm), max(baseline) - min(baseline))
+    if abs(diff) <= spread:
+        return "tie"
+    return "better" if diff < 0 else "worse"
+
+
+def seed_report(seed_wer: dict[str, dict[int, float]]) -> dict:
+    """`wer_seeds`, `wer_mean`, `wer_spread` (max − min) per arm over its seeds, and each arm's
+    call against the student trained alone (`call_difference`)."""
+    base = list(seed_wer.get("student_only", {}).values())
+    return {
+        "wer_seeds": {a: {str(s): w for s, w in v.items()} for a, v in seed_wer.items()},
+        "wer_mean": {a: round(sum(v.values()) / len(v), 5) for a, v in seed_wer.items()},
+        "wer_spread": {a: round(max(v.values()) - min(v.values()), 5) for a, v in seed_wer.items()},
+        "vs_student_only": {
+            a: call_difference(list(v.values()), base)
+            for a, v in seed_wer.items()
+            if a != "student_only"
+        },
+    }
+
+
 @dataclass
 class KDArms:
     students: dict[str, CTCModel] = field(default_factory=dict)
@@ -140,38 +178,147 @@ class KDArms:
     wer: dict[str, dict] = field(default_factory=dict)  # arm → test domain → WER
     cer: dict[str, dict] = field(default_factory=dict)
     dev_wer: dict[str, float] = field(default_factory=dict)  # arm → target dev WER
+    seed_wer: dict[str, dict[int, float]] = field(default_factory=dict)  # arm → seed → target WER
 
 
-def train_kd_arms(
+def _train_arm(
+    arm: str,
+    kd: KDConfig,
     dp: DistillParams,
     seed: int,
-    teachers: list[str],
     pretrained: HubertEncoder,
     data: dict[str, KDData],
     dev: ASRData,
-    tests: dict[str, ASRData],
-    state_dir: Path,
-    stage_key: str,
+    state_path: Path,
+    run_id: str,
     log_metrics: LogFn,
-) -> KDArms:
-    cfg = FinetuneConfig.from_section(dp, seed)
+) -> tuple[CTCModel, FinetuneResult]:
+    student = new_student(dp, seed, pretrained, dev.vocab)
+    train = data["labeled"] if kd.alpha == 0 or not dp.use_unlabeled else data["all"]
+
+    def log(row: dict) -> None:
+        print(json.dumps({"arm": arm, **row}), flush=True)
+        log_metrics({f"{arm}/{k}": v for k, v in row.items() if k != "step"}, row["step"])
+
+    print(f"distillation arm {arm}: {kd}, {len(train)} utterances")
+    result = finetune(
+        student,
+        train,
+        dev,
+        dp,
+        seed,
+        state_path,
+        run_id,
+        compute_device(),
+        log,
+        objective=kd_objective(kd),
+        collate=collate_kd,
+    )
+    return student, result
+
+
+@dataclass
+class KDJob:
+    """What every distillation arm is trained and scored with."""
+
+    dp: DistillParams
+    seed: int
+    target: str
+    pretrained: HubertEncoder  # the students are cut from it
+    data: dict[str, KDData]  # kd_data
+    dev: ASRData  # the target's dev split: early stopping and the arm choice
+    tests: dict[str, ASRData]  # every domain's test split
+    state_dir: Path
+    stage_key: str
+    log_metrics: LogFn
+
+
+def train_kd_arms(job: KDJob, teachers: list[str]) -> KDArms:
+    """Every arm at `job.seed` (scored on every test split), then SPREAD_ARMS again at each of
+    `dp.extra_seeds` (scored on the target's test split): the seed spread of DESIGN §7."""
+    dp, seed, target, tests = job.dp, job.seed, job.target, job.tests
+    pretrained, data, dev, state_dir = job.pretrained, job.data, job.dev, job.state_dir
+    stage_key, log_metrics = job.stage_key, job.log_metrics
+    if seed in dp.extra_seeds or len(set(dp.extra_seeds)) != len(dp.extra_seeds):
+        raise ValueError(
+            f"distill.extra_seeds {dp.extra_seeds} must be distinct and leave out seed ({seed})"
+        )
     out = KDArms()
     for arm, kd in arms(dp, teachers).items():
-        student = new_student(dp, seed, pretrained, dev.vocab)
-        train = data["labeled"] if kd.alpha == 0 or not dp.use_unlabeled else data["all"]
         run_id = fingerprint({"arm": arm, "stage": stage_key})
-
-        def log(row: dict, arm: str = arm) -> None:
-            print(json.dumps({"arm": arm, **row}), flush=True)
-            log_metrics({f"{arm}/{k}": v for k, v in row.items() if k != "step"}, row["step"])
-
-        print(f"distillation arm {arm}: {kd}, {len(train)} utterances")
-        out.results[arm] = finetune(
-            student, train, dev, cfg, state_dir / f"{arm}.pt", run_id,
-            compute_device(), log, objective=kd_objective(kd), collate=collate_kd,
-        )  # fmt: skip
+        student, out.results[arm] = _train_arm(
+            arm, kd, dp, seed, pretrained, data, dev, state_dir / f"{arm}.pt", run_id, log_metrics
+        )
         out.students[arm] = student
         scores = test_scores(student, tests, dp.eval_batch_seconds)
         out.wer[arm], out.cer[arm] = scores["wer"], scores["cer"]
         out.dev_wer[arm] = round(out.results[arm].best["wer"], 5)
+        if arm in SPREAD_ARMS and dp.extra_seeds:
+            out.seed_wer[arm] = {seed: out.wer[arm][target]}
+    for s in dp.extra_seeds:
+        for arm, kd in arms(dp, teachers).items():
+            if arm not in SPREAD_ARMS:
+                continue
+            name = f"{arm}-seed{s}"
+            run_id = fingerprint({"arm": arm, "stage": stage_key, "seed": s})
+            student, _ = _train_arm(
+                name,
+                kd,
+                dp,
+                s,
+                pretrained,
+                data,
+                dev,
+                state_dir / f"{name}.pt",
+                run_id,
+                log_metrics,
+            )
+            scores = test_scores(student, {target: tests[target]}, dp.eval_batch_seconds)
+            out.seed_wer[arm][s] = scores["wer"][target]
     return out
+
+
+@dataclass
+class DistillRun:
+    best: str  # the arm whose student is kept
+    student: CTCModel
+    arms: KDArms
+    metrics: dict  # metrics/distill.json (DESIGN §11)
+
+    def table(self) -> list[list]:
+        """(arm, test domain, WER) rows: plots/distill.csv."""
+        return [[arm, d, v] for arm, per in self.arms.wer.items() for d, v in per.items()]
+
+
+def distill_student(job: KDJob, teachers: dict[str, CTCModel]) -> DistillRun:
+    """The `distill` stage's work: what each teacher can teach (its greedy WER on the target's
+    dev split, with a warning where it is no better than the student alone), every arm, the arm
+    kept (chosen on dev), sizes and the teacher/student speed ratio at batch size 1."""
+    dp, target, dev, tests = job.dp, job.target, job.dev, job.tests
+    metrics: dict = {
+        "teacher_dev_wer": {
+            d: round(test_scores(t, {target: dev}, dp.eval_batch_seconds)["wer"][target], 5)
+            for d, t in teachers.items()
+        }
+    }
+    kd = train_kd_arms(job, list(teachers))
+    metrics.update(wer=kd.wer, cer=kd.cer, dev_wer=kd.dev_wer)
+    best = best_arm(kd.dev_wer)  # chosen on dev, not test
+    warnings = weak_teacher_warnings(metrics["teacher_dev_wer"], kd.dev_wer, target)
+    for w in warnings:
+        print(f"WARNING: {w}")
+    metrics["warnings"] = warnings
+    student, teacher = kd.students[best], next(iter(teachers.values()))
+    metrics.update(
+        {
+            "best_arm": best,
+            "params_student": parameter_count(student),
+            "params_teacher": parameter_count(teacher),
+            "param_ratio": round(parameter_count(teacher) / parameter_count(student), 3),
+            **speed_ratio(teacher, student, tests[target], dp.speed_utterances, dp.speed_repeats),
+        }
+    )
+    metrics["rel_wer_change"] = relative_wer_change(kd.wer, target)
+    if kd.seed_wer:
+        metrics.update(seed_report(kd.seed_wer))
+    return DistillRun(best, student, kd, metrics)

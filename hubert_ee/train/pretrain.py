@@ -12,47 +12,25 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from hubert_ee.config import ModelConfig
+from hubert_ee.config import KMeansConfig, ModelConfig, PretrainConfig
 from hubert_ee.data.batching import bucket_batches, padding_fraction, step_schedule
+from hubert_ee.data.manifest import load_split
 from hubert_ee.models.checkpoint import load_encoder
 from hubert_ee.models.encoder import HubertEncoder
 from hubert_ee.models.pretrain_head import HubertPretrainModel
+from hubert_ee.models.student import parameter_count
 from hubert_ee.train import distributed
 from hubert_ee.train.checkpointing import load_state, save_state
 from hubert_ee.train.masking import span_mask
 from hubert_ee.train.optim import adamw_with_schedule
 from hubert_ee.train.prefetch import prefetch
 from hubert_ee.train.pretrain_data import PretrainData, collate
-
-
-@dataclass(frozen=True)
-class LoopConfig:
-    max_steps: int
-    max_batch_seconds: float
-    grad_accum: int
-    lr: float
-    warmup_steps: int
-    weight_decay: float
-    clip_norm: float
-    mask_prob: float
-    mask_span: int
-    checkpoint_every: int
-    log_every: int
-    eval_batches: int
-    seed: int
-    amp: str  # auto | bf16 | off
-
-    @classmethod
-    def from_section(cls, section, seed: int) -> LoopConfig:
-        """From the `pretrain` params section (every field but the seed has its name there)."""
-        names = {f.name for f in fields(cls)} - {"seed"}
-        return cls(seed=seed, **{n: getattr(section, n) for n in names})
 
 
 def _mask_generator(seed: int, step: int, micro: int) -> torch.Generator:
@@ -75,7 +53,7 @@ def _forward(model, batch: dict, mask: torch.Tensor, device: torch.device, amp: 
 
 
 def _batch_mask(
-    model_core: HubertPretrainModel, batch: dict, cfg: LoopConfig, gen: torch.Generator
+    model_core: HubertPretrainModel, batch: dict, cfg: PretrainConfig, gen: torch.Generator
 ) -> torch.Tensor:
     frame_lengths = model_core.encoder.frame_lengths(batch["lengths"])
     return span_mask(frame_lengths, batch["labels"].shape[1], cfg.mask_prob, cfg.mask_span, gen)
@@ -83,18 +61,22 @@ def _batch_mask(
 
 @torch.no_grad()
 def evaluate(
-    model_core: HubertPretrainModel, data: PretrainData, cfg: LoopConfig, device: torch.device
+    model_core: HubertPretrainModel,
+    data: PretrainData,
+    cfg: PretrainConfig,
+    seed: int,
+    device: torch.device,
 ) -> dict[str, float]:
     """Masked-prediction loss and accuracy on held-out data, fixed batches and masks."""
     model_core.eval()
     lengths = data.lengths()
-    batches = bucket_batches(lengths, int(cfg.max_batch_seconds * 16000), cfg.seed, epoch=0)[
+    batches = bucket_batches(lengths, int(cfg.max_batch_seconds * 16000), seed, epoch=0)[
         : cfg.eval_batches
     ]
     tot_loss = tot_acc = tot_n = 0.0
     for i, b in enumerate(batches):
         batch = collate([data[j] for j in b])
-        mask = _batch_mask(model_core, batch, cfg, _mask_generator(cfg.seed + 1, 0, i))
+        mask = _batch_mask(model_core, batch, cfg, _mask_generator(seed + 1, 0, i))
         out = _forward(model_core, batch, mask, device, cfg.amp)
         n = float(out["masked_frames"])
         tot_loss += float(out["loss"]) * n
@@ -122,7 +104,8 @@ def train(
     model_core: HubertPretrainModel,
     data: PretrainData,
     valid: PretrainData | None,
-    cfg: LoopConfig,
+    cfg: PretrainConfig,
+    seed: int,
     state_path: Path,
     run_fingerprint: str,
     d: distributed.Dist,
@@ -168,7 +151,7 @@ def train(
     lengths = data.lengths()
     max_samples = int(cfg.max_batch_seconds * 16000)
     per_step = d.world * cfg.grad_accum
-    first_epoch = bucket_batches(lengths, max_samples, cfg.seed, 0)
+    first_epoch = bucket_batches(lengths, max_samples, seed, 0)
     pad_frac = padding_fraction(lengths, first_epoch)
     if len(first_epoch) < per_step:
         raise ValueError(
@@ -200,7 +183,7 @@ def train(
             yield group[d.rank * cfg.grad_accum : (d.rank + 1) * cfg.grad_accum], steps_in_epoch
 
     loaded = prefetch(  # the audio of the next steps is read while this one trains
-        this_rank(step_schedule(lengths, max_samples, cfg.seed, epoch, batch_pos, per_step)),
+        this_rank(step_schedule(lengths, max_samples, seed, epoch, batch_pos, per_step)),
         lambda item: [collate([data[i] for i in idx]) for idx in item[0]],
     )
     while step < cfg.max_steps:
@@ -208,7 +191,7 @@ def train(
         loss_sum = acc_sum = 0.0
         for j, batch in enumerate(micro_batches):
             mask = _batch_mask(
-                model_core, batch, cfg, _mask_generator(cfg.seed, step, d.rank * cfg.grad_accum + j)
+                model_core, batch, cfg, _mask_generator(seed, step, d.rank * cfg.grad_accum + j)
             )
             sync = (
                 contextlib.nullcontext()
@@ -259,7 +242,7 @@ def train(
         if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
             save()
     wall = time.perf_counter() - t_start
-    result_valid = evaluate(model_core, valid, cfg, device) if valid is not None else {}
+    result_valid = evaluate(model_core, valid, cfg, seed, device) if valid is not None else {}
     return PretrainResult(
         step,
         history,
@@ -306,3 +289,51 @@ def pretrain_metrics(result: PretrainResult, num_classes: int, log_every: int) -
         "audio_seconds_per_s": round(result.audio_seconds_per_s, 2),
         "padding_fraction": round(result.padding_fraction, 4),
     }
+
+
+@dataclass
+class IterationRun:
+    encoder: HubertEncoder
+    result: PretrainResult
+    num_classes: int
+
+
+def pretrain_iteration(
+    model_cfg: ModelConfig,
+    pt: PretrainConfig,
+    km: KMeansConfig,
+    seed: int,
+    iteration: int,
+    manifests: str | Path,
+    labels: Path,
+    previous: str | None,
+    state_path: Path,
+    run_fingerprint: str,
+    d: distributed.Dist,
+    on_log: Callable[[dict], None] | None = None,
+) -> IterationRun:
+    """One HuBERT iteration: the encoder it starts from (`initial_encoder`), masked prediction
+    of `labels` on the k-means fit splits, held-out loss and accuracy on the eval split."""
+    torch.manual_seed(seed + iteration)
+    encoder = initial_encoder(
+        model_cfg, iteration, previous if pt.init_from_previous and iteration > 1 else None
+    )
+    data = PretrainData(
+        [load_split(manifests, s) for s in km.fit_splits],
+        [labels / s for s in km.fit_splits],
+        encoder.cfg,
+    )
+    valid = PretrainData(
+        [load_split(manifests, km.eval_split)], [labels / km.eval_split], encoder.cfg
+    )
+    model = HubertPretrainModel(
+        encoder, data.num_classes, pt.final_dim, feature_grad_mult=pt.feature_grad_mult
+    )
+    if d.main:
+        print(
+            f"pretraining iteration {iteration}: {parameter_count(encoder) / 1e6:.2f}M-parameter "
+            f"encoder, K={data.num_classes}, {len(data)} utterances, {pt.max_steps} steps on "
+            f"{d.world} x {d.device}"
+        )
+    result = train(model, data, valid, pt, seed, state_path, run_fingerprint, d, on_log)
+    return IterationRun(encoder, result, data.num_classes)

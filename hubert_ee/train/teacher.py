@@ -18,13 +18,15 @@ from hubert_ee.config import FinetuneParams
 from hubert_ee.data.asr_data import ASRData, AugmentedASRData, subset_minutes
 from hubert_ee.data.vocab import CharVocab
 from hubert_ee.decode.ctc import BeamDecoder, greedy_decode
-from hubert_ee.decode.emissions import emissions, greedy_scores
+from hubert_ee.decode.emissions import emissions, greedy_scores, outputs
 from hubert_ee.device import compute_device
+from hubert_ee.metrics.uncertainty import uncertainty_quality
 from hubert_ee.metrics.wer import cer, wer
 from hubert_ee.models.ctc_model import CTCModel
 from hubert_ee.models.encoder import HubertEncoder
+from hubert_ee.models.student import parameter_count
 from hubert_ee.train.checkpointing import fingerprint
-from hubert_ee.train.finetune import FinetuneConfig, FinetuneResult, finetune
+from hubert_ee.train.finetune import FinetuneResult, finetune
 from hubert_ee.train.lr_choice import pick_lr, probe_result
 
 LogFn = Callable[[dict[str, float], int], None]  # (metrics, step): the tracker's log_metrics
@@ -56,8 +58,8 @@ def train_arm(
     {"grid": [{lr, dev_wer, dev_cer}], "chosen": lr}."""
     name = arm + tag
 
-    def cfg_for(lr: float) -> FinetuneConfig:
-        return FinetuneConfig.from_section(ft, seed, **{**recipe, "lr": lr})
+    def cfg_for(lr: float) -> FinetuneParams:
+        return ft.with_fields(**{**recipe, "lr": lr})
 
     def run(lr: float, stop_at: int | None) -> tuple[CTCModel, FinetuneResult]:
         cfg = cfg_for(lr)
@@ -71,7 +73,7 @@ def train_arm(
 
         state = state_dir / f"{name}-lr{lr:g}.pt"
         result = finetune(
-            model, train, dev, cfg, state, run_id, compute_device(), log, stop_at=stop_at
+            model, train, dev, cfg, seed, state, run_id, compute_device(), log, stop_at=stop_at
         )
         return model, result
 
@@ -180,3 +182,47 @@ def train_teacher_arms(
             out.metrics[f"wer_low_label{suffix}"] = {domain: round(low_scores["wer"], 5)}
             out.metrics[f"dev_wer_low_label{suffix}"] = round(low_result.best["wer"], 5)
     return out
+
+
+def teacher_metrics(
+    arms: TeacherArms,
+    ft: FinetuneParams,
+    domain: str,
+    train: ASRData,
+    dev: ASRData,
+    tests: dict[str, ASRData],
+) -> dict:
+    """metrics/finetune_<domain>.json (DESIGN §11) of the pretrained arm (the teacher): its run,
+    σ²'s quality on dev, greedy WER/CER on every domain's test split, greedy vs beam search
+    in-domain (lexicon = the training words), and the scratch and low-label arms' figures."""
+    model, result = arms.models["pretrained"], arms.results["pretrained"]
+    metrics: dict = {
+        "lr_choice": arms.lr_choice,
+        "params": parameter_count(model),
+        "steps": result.steps,
+        "best_step": result.best["step"],
+        "stopped_early": result.stopped_early,
+        "dev_wer": round(result.best["wer"], 5),
+        "train_audio_seconds_per_s": round(result.audio_seconds_per_s, 1),
+        "resumed_from_step": result.resumed_from,
+        "wer": {},
+        "cer": {},
+    }
+    if model.variance_head is not None:  # is σ² informative? (dev; DESIGN §6)
+        out = outputs(model, dev, ft.eval_batch_seconds, compute_device())
+        quality = uncertainty_quality(out, dev.texts(), dev.vocab)
+        metrics["uncertainty"] = {k: round(v, 4) for k, v in quality.items()}
+    for test_domain, data in tests.items():
+        scores, lps = score(model, data, ft.eval_batch_seconds)
+        metrics["wer"][test_domain] = round(scores["wer"], 5)
+        metrics["cer"][test_domain] = round(scores["cer"], 5)
+        if test_domain == domain:
+            train_words = {w for t in train.texts() for w in t.split()}
+            metrics["decoding"] = beam_report(lps, data, ft.beam_size, train_words)
+    if "scratch" in arms.models:
+        s_scores, _ = score(arms.models["scratch"], tests[domain], ft.eval_batch_seconds)
+        metrics["wer_scratch"] = {domain: round(s_scores["wer"], 5)}
+        metrics["cer_scratch"] = {domain: round(s_scores["cer"], 5)}
+        metrics["dev_wer_scratch"] = round(arms.results["scratch"].best["wer"], 5)
+    metrics.update(arms.metrics)
+    return metrics
