@@ -14,7 +14,9 @@ corruption, issue 14: does a teacher trained on clean speech get closer to the n
 target? Use `--eval-domains phone,lecture` to score the target's dev split too), `budget`
 (today's recipe and the pre-issue-13 one, each given the old recipe's 16 000 audio seconds),
 `uncertainty` (the σ² head's likelihood integrated per utterance or per frame, issue 14; each
-variant's best model is probed with experiments/uncertainty_probe.py on every dev split scored).
+variant's best model is probed with experiments/uncertainty_probe.py on every dev split scored),
+`init` (the stage's recipe from the given encoder and from scratch: which encoder fine-tunes
+better, e.g. iteration 1 against iteration 2 of one run).
 
 Run: `python experiments/finetune_recipe.py models/pretrain_iter2/encoder.safetensors
       --domain read --set recipe --steps 250 --out experiments/results/finetune_recipe.json`
@@ -27,6 +29,10 @@ Run: `python experiments/finetune_recipe.py models/pretrain_iter2/encoder.safete
      `python experiments/finetune_recipe.py models/pretrain_iter2/encoder.safetensors
       --domain read --set uncertainty --steps 800 --eval-every 100 --eval-domains phone
       --out experiments/results/finetune_uncertainty_read.json`
+     `python experiments/finetune_recipe.py models/pretrain_iter1/encoder.safetensors
+      --domain read --set init --variants pretrained --steps 700 --eval-every 100
+      --seeds 1234,1235 --threads 1` (and models/pretrain_iter2/...; `--variants scratch`),
+      collected in experiments/results/finetune_init_iter1_vs_iter2.json
 """
 
 from __future__ import annotations
@@ -131,8 +137,11 @@ UNCERTAINTY = {
     "pretrained_sequence": ("pretrained", {**DEFAULT, "uncertainty_loss": "sequence"}),
     "pretrained_frame": ("pretrained", {**DEFAULT, "uncertainty_loss": "frame"}),
 }  # fmt: skip
+# `init` (issue 13): the stage's recipe from the given encoder and from random weights, to
+# compare encoders (e.g. iteration 1 against iteration 2 of the same run) at the stage's budget
+INIT = {"pretrained": ("pretrained", DEFAULT), "scratch": ("scratch", DEFAULT)}
 SETS = {"recipe": RECIPE, "batch": BATCH, "augment": AUGMENT, "budget": BUDGET,
-        "uncertainty": UNCERTAINTY}  # fmt: skip
+        "uncertainty": UNCERTAINTY, "init": INIT}  # fmt: skip
 
 
 def train_variant(
