@@ -501,6 +501,15 @@ class Params(_Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _check_extra_seeds(self) -> Params:
+        extra = self.distill.extra_seeds
+        if self.seed in extra or len(set(extra)) != len(extra):
+            raise ValueError(
+                f"distill.extra_seeds {extra} must be distinct and leave out seed ({self.seed})"
+            )
+        return self
+
     def iteration(self, n: int) -> IterationConfig:
         key = f"iter{n}"
         if key not in self.iterations:

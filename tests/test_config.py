@@ -79,6 +79,16 @@ def test_ablation_domains_choose_which_teachers_train_the_ablation_arms(smoke_ra
         validate_params(raw)
 
 
+def test_extra_seeds_must_be_new_seeds(smoke_raw):
+    raw = copy.deepcopy(smoke_raw)
+    raw["distill"]["extra_seeds"] = [raw["seed"] + 1, raw["seed"] + 2]
+    assert validate_params(raw).distill.extra_seeds == [raw["seed"] + 1, raw["seed"] + 2]
+    for bad in ([raw["seed"]], [raw["seed"] + 1, raw["seed"] + 1]):
+        raw["distill"]["extra_seeds"] = bad
+        with pytest.raises(ParamsError, match=r"extra_seeds .* must be distinct and leave out"):
+            validate_params(raw)
+
+
 def test_deep_merge_replaces_lists_and_merges_maps():
     base = {"a": {"b": 1, "c": [1, 2]}, "d": 1}
     assert deep_merge(base, {"a": {"c": [3]}}) == {"a": {"b": 1, "c": [3]}, "d": 1}

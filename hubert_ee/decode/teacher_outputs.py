@@ -110,15 +110,17 @@ def cache_teachers(
     """Every teacher's [logits | σ²] on the target domain's `splits`, one store per teacher and
     split under `out`/<teacher>/<split>; metrics/teacher_outputs.json (bytes, frames, hours per
     store, seconds per teacher)."""
+    target_rows = {}
+    for split in splits:  # read once, checked before any teacher is loaded
+        df = load_split(manifests, split)
+        target_rows[split] = df[df["domain"] == target]
+        if target_rows[split].empty:
+            raise ValueError(f"split {split!r} has no utterances of target domain {target!r}")
     metrics: dict = {"bytes": {}, "frames": {}, "audio_hours": {}, "seconds": {}}
     for domain, path in teachers.items():
         model = load_ctc_model(path).to(compute_device())
         t0 = time.perf_counter()
-        for split in splits:
-            df = load_split(manifests, split)
-            rows = df[df["domain"] == target]
-            if rows.empty:
-                raise ValueError(f"split {split!r} has no utterances of target domain {target!r}")
+        for split, rows in target_rows.items():
             store = cache_split(
                 model,
                 rows,

@@ -239,12 +239,9 @@ def train_kd_arms(job: KDJob, teachers: list[str]) -> KDArms:
     dp, seed, target, tests = job.dp, job.seed, job.target, job.tests
     pretrained, data, dev, state_dir = job.pretrained, job.data, job.dev, job.state_dir
     stage_key, log_metrics = job.stage_key, job.log_metrics
-    if seed in dp.extra_seeds or len(set(dp.extra_seeds)) != len(dp.extra_seeds):
-        raise ValueError(
-            f"distill.extra_seeds {dp.extra_seeds} must be distinct and leave out seed ({seed})"
-        )
     out = KDArms()
-    for arm, kd in arms(dp, teachers).items():
+    every_arm = arms(dp, teachers)
+    for arm, kd in every_arm.items():
         run_id = fingerprint({"arm": arm, "stage": stage_key})
         student, out.results[arm] = _train_arm(
             arm, kd, dp, seed, pretrained, data, dev, state_dir / f"{arm}.pt", run_id, log_metrics
@@ -255,10 +252,9 @@ def train_kd_arms(job: KDJob, teachers: list[str]) -> KDArms:
         out.dev_wer[arm] = round(out.results[arm].best["wer"], 5)
         if arm in SPREAD_ARMS and dp.extra_seeds:
             out.seed_wer[arm] = {seed: out.wer[arm][target]}
-    for s in dp.extra_seeds:
-        for arm, kd in arms(dp, teachers).items():
-            if arm not in SPREAD_ARMS:
-                continue
+    for s in dp.extra_seeds:  # (Params checks they are distinct and not `seed`)
+        for arm in SPREAD_ARMS:
+            kd = every_arm[arm]
             name = f"{arm}-seed{s}"
             run_id = fingerprint({"arm": arm, "stage": stage_key, "seed": s})
             student, _ = _train_arm(
