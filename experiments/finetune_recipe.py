@@ -33,6 +33,9 @@ Run: `python experiments/finetune_recipe.py models/pretrain_iter2/encoder.safete
       --domain read --set init --variants pretrained --steps 700 --eval-every 100
       --seeds 1234,1235 --threads 1` (and models/pretrain_iter2/...; `--variants scratch`),
       collected in experiments/results/finetune_init_iter1_vs_iter2.json
+     `python experiments/finetune_recipe.py /tmp/pb3200/model/encoder.safetensors --domain read
+      --set init --variants pretrained,scratch --label-minutes 10 --steps 700 --eval-every 100
+      --seeds 1234 --threads 1` (the low-label regime; one seed per process, two side by side)
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from report import emit  # experiments/report.py (the script's folder is on sys.
 from uncertainty_probe import probe
 
 from hubert_ee.config import AugmentParams, load_params
-from hubert_ee.data.asr_data import AugmentedASRData, domain_split
+from hubert_ee.data.asr_data import AugmentedASRData, domain_split, subset_minutes
 from hubert_ee.data.vocab import CharVocab
 from hubert_ee.decode.emissions import emissions, greedy_scores
 from hubert_ee.models.checkpoint import load_encoder
@@ -138,8 +141,12 @@ UNCERTAINTY = {
     "pretrained_frame": ("pretrained", {**DEFAULT, "uncertainty_loss": "frame"}),
 }  # fmt: skip
 # `init` (issue 13): the stage's recipe from the given encoder and from random weights, to
-# compare encoders (e.g. iteration 1 against iteration 2 of the same run) at the stage's budget
-INIT = {"pretrained": ("pretrained", DEFAULT), "scratch": ("scratch", DEFAULT)}
+# compare encoders (e.g. iteration 1 against iteration 2 of the same run) at the stage's budget;
+# `pretrained_protect`: the same with a head-only phase and the encoder at 0.3x (does a
+# stronger encoder, e.g. 3200 pretraining steps, want protecting where a weak one did not?)
+INIT = {"pretrained": ("pretrained", DEFAULT), "scratch": ("scratch", DEFAULT),
+        "pretrained_protect": ("pretrained", {**DEFAULT, "freeze_encoder_steps": 70,
+                                              "encoder_lr_scale": 0.3})}  # fmt: skip
 SETS = {"recipe": RECIPE, "batch": BATCH, "augment": AUGMENT, "budget": BUDGET,
         "uncertainty": UNCERTAINTY, "init": INIT}  # fmt: skip
 
@@ -214,6 +221,11 @@ def main() -> None:
         "--eval-domains", help="comma-separated domains whose dev WER the best model also reports"
     )
     ap.add_argument(
+        "--label-minutes", type=float, help="fine-tune on a seeded subset of this many minutes "
+        "of the domain's train labels (the low-label regime; the subset is drawn with params' "
+        "seed, so every variant and seed sees the same utterances)",
+    )  # fmt: skip
+    ap.add_argument(
         "--seeds", help="comma-separated seeds (default: params' seed); with several, each "
         "variant reports its per-seed rows and the spread (max - min) of its best dev WER",
     )  # fmt: skip
@@ -222,6 +234,8 @@ def main() -> None:
     params = load_params(args.params)
     vocab = CharVocab()
     train = domain_split(args.manifests, "train", args.domain, vocab)
+    if args.label_minutes:
+        train = subset_minutes(train, args.label_minutes, params.seed)
     dev = domain_split(args.manifests, "dev", args.domain, vocab)
     other_devs = {
         d: domain_split(args.manifests, "dev", d, vocab)
@@ -230,7 +244,8 @@ def main() -> None:
     pretrained = load_encoder(args.encoder)
     variants = SETS[args.set]
     report: dict = {"encoder": args.encoder, "domain": args.domain, "set": args.set,
-                    "steps": args.steps, "variants": {}}  # fmt: skip
+                    "steps": args.steps, "label_minutes": args.label_minutes,
+                    "train_utterances": len(train), "variants": {}}  # fmt: skip
     seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [params.seed]
     for name in args.variants.split(",") if args.variants else variants:
         rows = {seed: train_variant(name, variants[name], seed, args, params, pretrained,
