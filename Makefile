@@ -15,7 +15,7 @@ endif
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install gpu-wheels check-params repro exp-show workspace flow serve serve-model prefect-ui mlflow-ui test test-parallel test-fast lint format bench clean-runs
+.PHONY: help install gpu-wheels check-params repro push pull exp-show workspace flow serve serve-model prefect-ui mlflow-ui test test-parallel test-fast lint format bench clean-runs
 
 ## help: this list (`make <target> [PROFILE=smoke]`)
 help:
@@ -38,6 +38,17 @@ check-params: install
 repro: install check-params workspace
 	cd $(RUN_DIR) && PATH=$(CURDIR)/$(BIN):$$PATH hubert-ee run -- dvc repro
 	@echo "outputs of profile '$(PROFILE)' are in $(RUN_DIR)/ (corpus: $(RUN_DIR)/data/prepared)"
+
+## push: PROFILE's DVC-cached outputs to DVC_REMOTE (default ../hubert-ee-dvc-remote; s3://, gs://: README)
+DVC_REMOTE ?= $(abspath $(CURDIR)/../hubert-ee-dvc-remote)
+push: install
+	cd $(RUN_DIR) && $(CURDIR)/$(BIN)/dvc remote add --local --force hubert-ee '$(DVC_REMOTE)' \
+		&& $(CURDIR)/$(BIN)/dvc push -r hubert-ee
+
+## pull: PROFILE's outputs from DVC_REMOTE into this clone (what `dvc.lock` names, byte for byte)
+pull: install workspace
+	cd $(RUN_DIR) && $(CURDIR)/$(BIN)/dvc remote add --local --force hubert-ee '$(DVC_REMOTE)' \
+		&& $(CURDIR)/$(BIN)/dvc pull -r hubert-ee
 
 ## exp-show: DVC experiments (`dvc exp run -S key=value`) with the headline figures only
 exp-show: install

@@ -7,7 +7,8 @@ faiss), `faiss` (the params' iterations and init), `faiss_100it` (100 iterations
 most 256 fit points per centroid, i.e. a random subsample of the fit frames, which the stage
 does not do). For each arm one JSON line: fit wall time,
 peak extra memory during the fit, inertia (mean squared distance) on the fit frames and on the
-held-out split, and PNMI on the held-out split (labels applied as the stage applies them); then
+held-out split, labelling speed (frames/s over the held-out split) and PNMI on it (labels
+applied as the stage applies them); then
 one line with the ratios. Needs the features of an iteration (`dvc repro features_iter1`).
 Run: `python benchmarks/kmeans.py [--iteration 1] [--arms faiss,torch]`.
 """
@@ -93,7 +94,9 @@ def main() -> None:
             else:
                 model = fit(impl, x, k, max_iter, n_init, params.seed, init)
         out = Path(f"/tmp/hubert-ee-bench-kmeans-{name}")
+        t0 = time.perf_counter()
         _, eval_inertia = label_store(eval_store, model.centroids, out, implementation=impl)
+        label_s = time.perf_counter() - t0
         q = score(FrameStore(out), manifest)
         rows[name] = {
             "arm": name,
@@ -109,6 +112,8 @@ def main() -> None:
             "fit_peak_extra_mb": round(mem.extra_mb, 1),
             "inertia_fit": round(model.inertia, 3),
             f"inertia_{km.eval_split}": round(eval_inertia, 3),
+            # labelling every frame of the eval split (what the stage does to every split)
+            "label_frames_per_s": round(eval_store.num_frames / max(label_s, 1e-9)),
             f"pnmi_{km.eval_split}": round(q["all"]["pnmi"], 4) if q else None,
         }
         print(json.dumps(rows[name]), flush=True)

@@ -252,6 +252,8 @@ class PretrainConfig(TrainLoop):
     )
     launcher: Literal["local", "torchrun"]
     nproc: int = Field(ge=1, le=1024, description="processes per node with launcher: torchrun")
+    nnodes: int = Field(ge=1, le=4096, description="nodes with launcher: torchrun")
+    rdzv_endpoint: str | None = Field(description="host:port of the c10d rendezvous, nnodes > 1")
 
 
 class CTCLoop(TrainLoop):
@@ -450,10 +452,17 @@ class ThresholdSearchParams(_Strict):
 
 
 class OrchestrationParams(_Strict):
-    """The Prefect deployment (flows/pipeline.py)."""
+    """The Prefect deployment (flows/pipeline.py) and the engine of the sharded stages."""
 
     cron: str = Field(description="retraining schedule of the deployment")
     max_parallel: int = Field(ge=1, le=256, description="stages run at once")
+    executor: Literal["local", "dask"] = Field(
+        description="where the per-shard work of features and labelling runs"
+    )
+    dask_address: str | None = Field(
+        description="scheduler of an existing Dask cluster (tcp://host:8786); null: a "
+        "LocalCluster of num_workers processes"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> OrchestrationParams:

@@ -9,6 +9,7 @@ from hubert_ee.config import Params
 from hubert_ee.data.prepare import resolve_workers
 from hubert_ee.features.extract import extract_splits
 from hubert_ee.models.layer_features import feature_source, feature_workers
+from hubert_ee.parallel import Executor
 from hubert_ee.tracking import StageTracker
 from tasks.common import iteration_stage_parser, run_stage, write_metrics
 
@@ -17,7 +18,10 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     name = f"iter{args.iteration}"
     it, fp = params.iterations[name], params.features
     make_source = feature_source(it, name, args.checkpoint)
-    workers = feature_workers(it, resolve_workers(params.num_workers))
+    orch = params.orchestration
+    workers = Executor(
+        orch.executor, feature_workers(it, resolve_workers(params.num_workers)), orch.dask_address
+    )
     label = "mfcc" if it.features == "mfcc" else f"layer{it.layer}"
     metrics = extract_splits(
         make_source,
@@ -44,5 +48,11 @@ if __name__ == "__main__":
         main,
         parser,
         lambda a: f"features_iter{a.iteration}",
-        lambda a: ["num_workers", "features", f"iterations.iter{a.iteration}"],
+        lambda a: [
+            "num_workers",
+            "features",
+            f"iterations.iter{a.iteration}",
+            "orchestration.executor",
+            "orchestration.dask_address",
+        ],  # fmt: skip
     )

@@ -12,6 +12,8 @@ from pathlib import Path
 from hubert_ee.cluster.labelling import kmeans_labels
 from hubert_ee.config import Params
 from hubert_ee.data.manifest import load_split
+from hubert_ee.data.prepare import resolve_workers
+from hubert_ee.parallel import Executor
 from hubert_ee.tracking import StageTracker
 from tasks.common import iteration_stage_parser, run_stage, write_metrics
 
@@ -27,6 +29,11 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
         k=it.k,
         km=km,
         seed=params.seed,
+        executor=Executor(
+            params.orchestration.executor,
+            resolve_workers(params.num_workers),
+            params.orchestration.dask_address,
+        ),
     )
     metrics = kmeans_labels(Path(args.features), Path(args.out), **common)
     if args.mfcc_features and "pnmi" in metrics:
@@ -55,5 +62,13 @@ if __name__ == "__main__":
         main,
         parser,
         lambda a: f"kmeans_iter{a.iteration}",
-        lambda a: ["seed", "features.splits", "kmeans", f"iterations.iter{a.iteration}"],
+        lambda a: [
+            "seed",
+            "num_workers",
+            "features.splits",
+            "kmeans",
+            f"iterations.iter{a.iteration}",
+            "orchestration.executor",
+            "orchestration.dask_address",
+        ],  # fmt: skip
     )

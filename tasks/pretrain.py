@@ -81,9 +81,12 @@ if __name__ == "__main__":
     try:  # before any tracking starts: the torchrun children do the work (rank 0 tracks)
         pt = load_params(parser.parse_args().params).pretrain
         if pt.launcher == "torchrun":
-            distributed.relaunch_under_torchrun(pt.nproc, "tasks.pretrain")
+            topology = distributed.Topology.from_env(pt.nproc, pt.nnodes, pt.rdzv_endpoint)
+            distributed.relaunch_under_torchrun(topology, "tasks.pretrain")
     except ParamsError:
         pass  # run_stage reports it
+    except ValueError as e:  # a node rank or rendezvous that cannot work: say so, start nothing
+        raise SystemExit(f"pretrain: {e}") from None
     run_stage(
         main,
         parser,

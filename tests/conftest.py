@@ -46,6 +46,21 @@ def smoke_ws(tmp_path_factory) -> Path:
     return ws
 
 
+def copy_workspace(smoke_ws: Path, ws: Path, *flags: str) -> Path:
+    """A copy of the smoke run (outputs, cache, lock) whose code links point at this checkout;
+    `flags` go to `hubert-ee workspace` (e.g. --git)."""
+    import shutil
+
+    from hubert_ee.cli import main
+
+    shutil.copytree(
+        smoke_ws, ws, symlinks=True,
+        ignore=shutil.ignore_patterns("hubert_ee", "tasks", "flows", "mlflow.db", "mlartifacts"),
+    )  # fmt: skip
+    main(["workspace", "smoke", str(ws), "--root", str(ROOT), *flags])
+    return ws
+
+
 @pytest.fixture
 def root() -> Path:
     return ROOT

@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 import subprocess
 
 import pytest
-from conftest import ROOT, UP_TO_DATE, dvc_status, run
-
-from hubert_ee.cli import main
+from conftest import ROOT, UP_TO_DATE, copy_workspace, dvc_status, run
 
 pytestmark = pytest.mark.slow
 KEY = "threshold_search.max_wer_increase_rel"
@@ -20,13 +17,8 @@ GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 
 
 def test_two_point_sweep_with_dvc_exp_in_a_git_workspace(smoke_ws, tmp_path):
-    ws = tmp_path / "smoke"
     # the smoke run's outputs and cache, so that the sweep re-runs only what the param feeds
-    shutil.copytree(
-        smoke_ws, ws, symlinks=True,
-        ignore=shutil.ignore_patterns("hubert_ee", "tasks", "flows", "mlflow.db", "mlartifacts"),
-    )  # fmt: skip
-    main(["workspace", "smoke", str(ws), "--root", str(ROOT), "--git"])
+    ws = copy_workspace(smoke_ws, tmp_path / "smoke", "--git")
     assert (ws / "hubert_ee").resolve() == ROOT / "hubert_ee" and (ws / ".git").is_dir()
     run(["dvc", "config", "--unset", "core.no_scm"], ws)  # the copied repo was made --no-scm
     assert dvc_status(ws) == UP_TO_DATE

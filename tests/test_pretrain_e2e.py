@@ -1,10 +1,12 @@
-"""Pretraining as a user runs it: killed and resumed, and under torchrun with 2 gloo ranks."""
+"""Pretraining as a user runs it: killed and resumed, under torchrun with 2 gloo ranks, and as
+2 nodes meeting at a c10d rendezvous."""
 
 from __future__ import annotations
 
 import csv
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -85,8 +87,26 @@ def test_stale_state_from_other_params_is_not_resumed(smoke_ws, tmp_path):
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["resumed_from_step"] == 0
 
 
-def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(smoke_ws, tmp_path):
-    single = _params(smoke_ws, tmp_path, "single", max_steps=8, grad_accum=2, log_every=1)
+@pytest.fixture(scope="module")
+def one_process_grad_accum_2(smoke_ws, tmp_path_factory) -> list[dict]:
+    """8 steps of one process with grad_accum 2: what 2 ranks of 1 micro-batch must reproduce."""
+    tmp = tmp_path_factory.mktemp("single")
+    single = _params(smoke_ws, tmp, "single", max_steps=8, grad_accum=2, log_every=1)
+    run(_cmd(single, tmp / "single"), smoke_ws)
+    return _history(tmp / "single")
+
+
+def _same_steps(a: list[dict], b: list[dict]) -> None:
+    assert len(a) == len(b) == 8
+    for ra, rb in zip(a, b, strict=True):
+        # Same data, masks and global batch; only the gradient reduction order differs.
+        assert float(ra["loss"]) == pytest.approx(float(rb["loss"]), abs=2e-3)
+        assert float(ra["masked_acc"]) == pytest.approx(float(rb["masked_acc"]), abs=2e-2)
+
+
+def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(
+    smoke_ws, tmp_path, one_process_grad_accum_2
+):
     ddp = _params(
         smoke_ws,
         tmp_path,
@@ -97,17 +117,65 @@ def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(smoke_ws, t
         nproc=2,
         log_every=1,
     )
-    run(_cmd(single, tmp_path / "single"), smoke_ws)
     out = run(_cmd(ddp, tmp_path / "ddp"), smoke_ws)
     assert "torch.distributed.run" in out and "on 2 x cpu" in out
     m = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     assert m["world_size"] == 2
-    a, b = _history(tmp_path / "single"), _history(tmp_path / "ddp")
-    assert len(a) == len(b) == 8
-    for ra, rb in zip(a, b, strict=True):
-        # Same data, masks and global batch; only the gradient reduction order differs.
-        assert float(ra["loss"]) == pytest.approx(float(rb["loss"]), abs=2e-3)
-        assert float(ra["masked_acc"]) == pytest.approx(float(rb["masked_acc"]), abs=2e-2)
+    _same_steps(one_process_grad_accum_2, _history(tmp_path / "ddp"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_at_a_c10d_rendezvous_match_one_process(
+    smoke_ws, tmp_path, one_process_grad_accum_2
+):
+    """Two launches of the same command, told apart only by HUBERT_EE_NODE_RANK, as two
+    machines of a SLURM job would be."""
+    params = _params(
+        smoke_ws,
+        tmp_path,
+        "nodes",
+        max_steps=8,
+        grad_accum=1,
+        launcher="torchrun",
+        nproc=1,
+        nnodes=2,
+        rdzv_endpoint=f"127.0.0.1:{_free_port()}",
+        log_every=1,
+    )
+    nodes = [
+        subprocess.Popen(
+            _cmd(params, tmp_path / "nodes"),
+            cwd=smoke_ws,
+            env={**ENV, "HUBERT_EE_NODE_RANK": str(rank), "HUBERT_EE_RDZV_ID": tmp_path.name},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    logs = [node.communicate(timeout=600)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], "\n".join(logs)
+    assert all("--nnodes=2" in log and "--rdzv_backend=c10d" in log for log in logs)
+    m = json.loads((tmp_path / "nodes" / "metrics.json").read_text())
+    assert m["world_size"] == 2
+    _same_steps(one_process_grad_accum_2, _history(tmp_path / "nodes"))
+
+
+def test_a_node_rank_outside_the_job_is_refused_before_any_work(smoke_ws, tmp_path):
+    params = _params(smoke_ws, tmp_path, "bad", launcher="torchrun", nnodes=2,
+                     rdzv_endpoint="127.0.0.1:1")  # fmt: skip
+    res = subprocess.run(
+        _cmd(params, tmp_path / "bad"), cwd=smoke_ws, capture_output=True, text=True,
+        env={**ENV, "HUBERT_EE_NODE_RANK": "2"},
+    )  # fmt: skip
+    assert res.returncode != 0
+    assert "node rank 2 of 2 nodes" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "bad").exists()
 
 
 def test_init_checkpoint_with_zero_steps_imports_the_weights(smoke_ws, tmp_path):

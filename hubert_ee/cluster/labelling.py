@@ -11,6 +11,7 @@ import pandas as pd
 from hubert_ee.cluster.kmeans import fit, sample_fit_frames
 from hubert_ee.cluster.pseudo_labels import label_store, score
 from hubert_ee.features.store import FrameStore
+from hubert_ee.parallel import Executor
 
 
 def kmeans_labels(
@@ -23,8 +24,10 @@ def kmeans_labels(
     k: int,
     km,  # the kmeans params section: implementation, init, fit_fraction, max_fit_frames, ...
     seed: int,
+    executor: Executor | None = None,
 ) -> dict:
-    """Writes `out/centroids.npy` and a label store per split; returns the metrics (DESIGN §11)."""
+    """Writes `out/centroids.npy` and a label store per split; returns the metrics (DESIGN §11).
+    The fit runs here; labelling runs shard by shard here or on a Dask `executor`."""
     missing = [s for s in {*fit_splits, eval_split} if s not in splits]
     if missing:
         raise ValueError(f"kmeans uses splits {missing} that features.splits does not extract")
@@ -46,7 +49,7 @@ def kmeans_labels(
     for split in splits:
         meta, mean_d = label_store(
             FrameStore(features / split), model.centroids, out / split,
-            implementation=model.implementation,
+            implementation=model.implementation, executor=executor,
         )  # fmt: skip
         metrics[f"inertia/{split}"] = round(mean_d, 4)
     metrics["label_rate_hz"] = meta.frame_rate_hz

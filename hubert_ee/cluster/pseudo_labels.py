@@ -13,6 +13,7 @@ from hubert_ee.cluster.kmeans import assign
 from hubert_ee.cluster.metrics import cluster_quality, joint_counts
 from hubert_ee.cluster.phones import frame_phones
 from hubert_ee.features.store import FrameStore, StoreMeta, write_shard
+from hubert_ee.parallel import Executor, run_units
 
 
 def _nearest(implementation: str, centroids: np.ndarray):
@@ -38,14 +39,33 @@ def _nearest(implementation: str, centroids: np.ndarray):
     return search_torch
 
 
+def _label_shard(job: tuple) -> tuple[int, float, int]:
+    """One shard's labels written next to the others; (shard, Σ squared distance, frames)."""
+    features_dir, i, num_shards, centroids, out_dir, dtype, implementation, chunk = job
+    ids, lengths, data = FrameStore(features_dir).shard(i)
+    nearest = _nearest(implementation, centroids)
+    labels = np.empty(len(data), dtype=np.int64)
+    total_d = 0.0
+    for s in range(0, len(data), chunk):  # bounded memory: one chunk of the memmap at a time
+        lab, d = nearest(np.array(data[s : s + chunk], dtype=np.float32))
+        labels[s : s + chunk] = lab
+        total_d += float(d.astype(np.float64).sum())
+    splits = np.split(labels, np.cumsum(lengths)[:-1]) if len(ids) else []
+    write_shard(Path(out_dir), i, num_shards, ids, splits, dtype)
+    return i, total_d, len(labels)
+
+
 def label_store(
     features: FrameStore,
     centroids: np.ndarray,
     out_dir: Path,
     chunk: int = 262_144,
     implementation: str = "torch",
+    executor: Executor | None = None,
 ) -> tuple[StoreMeta, float]:
-    """Write a label store parallel to `features`; returns its meta and the mean sq. distance."""
+    """Write a label store parallel to `features`; returns its meta and the mean sq. distance.
+    Shard by shard in this process, or each shard a work unit on a Dask `executor`: the same
+    files either way."""
     meta = StoreMeta(
         source=f"kmeans({features.meta.source})",
         dim=0,
@@ -55,18 +75,15 @@ def label_store(
         extra={**(features.meta.extra or {}), "k": len(centroids)},
     )
     meta.write(out_dir)
-    nearest = _nearest(implementation, centroids)
-    total_d, total_n = 0.0, 0
-    for i in range(meta.num_shards):
-        ids, lengths, data = features.shard(i)
-        labels = np.empty(len(data), dtype=np.int64)
-        for s in range(0, len(data), chunk):  # bounded memory: one chunk of the memmap at a time
-            lab, d = nearest(np.array(data[s : s + chunk], dtype=np.float32))
-            labels[s : s + chunk] = lab
-            total_d += float(d.astype(np.float64).sum())
-        total_n += len(data)
-        splits = np.split(labels, np.cumsum(lengths)[:-1]) if len(ids) else []
-        write_shard(out_dir, i, meta.num_shards, ids, splits, meta.dtype)
+    n = meta.num_shards
+    jobs = [(str(features.dir), i, n, centroids, str(out_dir), meta.dtype, implementation, chunk)
+            for i in range(n)]  # fmt: skip
+    if executor is not None and executor.kind == "dask":
+        done = {i: (d, n) for i, d, n in run_units(_label_shard, jobs, executor)}
+    else:  # in this process, with faiss's and torch's own threads, as before executors existed
+        done = {i: (d, n) for i, d, n in map(_label_shard, jobs)}
+    total_d = sum(done[i][0] for i in sorted(done))
+    total_n = sum(n for _, n in done.values())
     return meta, total_d / max(total_n, 1)
 
 

@@ -1,13 +1,14 @@
-"""Sharded feature extraction over worker processes.
+"""Sharded feature extraction over worker processes (a local pool or a Dask cluster).
 
 The split is cut into a fixed number of shards (params), independent of the worker count; each
-worker runs with one intra-op thread so N workers use N cores without oversubscription. Shards
+shard is one work unit (hubert_ee/parallel.py) on a worker with one intra-op thread, so N
+workers use N cores without oversubscription and every executor writes the same bytes. Shards
 already on disk are skipped, so a killed extraction resumes where it stopped.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from hubert_ee.data.audio_io import read_mono_16k
 from hubert_ee.data.manifest import load_split
 from hubert_ee.features.normalize import cmvn
 from hubert_ee.features.store import StoreMeta, shard_complete, write_shard
+from hubert_ee.parallel import Executor, run_units
 
 
 class FeatureSource(Protocol):
@@ -63,20 +65,22 @@ def compute(source: FeatureSource, utt: Utt, normalize: bool = False) -> np.ndar
     return cmvn(feats) if normalize else feats
 
 
-_SOURCE: FeatureSource | None = None
+_SOURCES: dict[bytes, FeatureSource] = {}
 
 
-def _init_worker(make_source: Callable[[], FeatureSource]) -> None:
-    import torch
+def _source(make_source: Callable[[], FeatureSource]) -> FeatureSource:
+    """The worker process's source, built once per factory (a layer source loads a model)."""
+    key = pickle.dumps(make_source)
+    if key not in _SOURCES:
+        _SOURCES.clear()
+        _SOURCES[key] = make_source()
+    return _SOURCES[key]
 
-    torch.set_num_threads(1)
-    global _SOURCE
-    _SOURCE = make_source()
 
-
-def _run_shard(job: tuple[int, int, list[Utt], str, str, bool]) -> int:
-    i, n, utts, out_dir, dtype, normalize = job
-    arrays = [compute(_SOURCE, u, normalize) for u in utts]
+def _run_shard(job: tuple) -> int:
+    make_source, i, n, utts, out_dir, dtype, normalize = job
+    source = _source(make_source)
+    arrays = [compute(source, u, normalize) for u in utts]
     write_shard(Path(out_dir), i, n, [u.id for u in utts], arrays, dtype)
     return len(utts)
 
@@ -86,13 +90,15 @@ def extract_split(
     manifest: pd.DataFrame,
     out_dir: Path,
     num_shards: int,
-    workers: int,
+    workers: int | Executor,
     float16: bool = False,
     desc: str = "features",
     normalize: bool = False,
 ) -> StoreMeta:
     """Extract features of every utterance in `manifest` into the store at `out_dir`, each
-    utterance CMV-normalised when `normalize` (DESIGN §4)."""
+    utterance CMV-normalised when `normalize` (DESIGN §4); `workers`: a local pool's size, or
+    where the shards run."""
+    ex = workers if isinstance(workers, Executor) else Executor("local", workers)
     source = make_source()
     dtype = "float16" if float16 else "float32"
     meta = StoreMeta(
@@ -108,23 +114,14 @@ def extract_split(
     utts = utterances(manifest)
     chunks = np.array_split(np.arange(len(utts)), num_shards)
     jobs = [
-        (i, num_shards, [utts[j] for j in idx], str(out_dir), dtype, normalize)
+        (make_source, i, num_shards, [utts[j] for j in idx], str(out_dir), dtype, normalize)
         for i, idx in enumerate(chunks)
         if not shard_complete(out_dir, i, num_shards)
     ]
-    todo = sum(len(j[2]) for j in jobs)
+    todo = sum(len(j[3]) for j in jobs)
     with tqdm(total=len(utts), initial=len(utts) - todo, desc=desc, unit="utt") as bar:
-        if workers <= 1:
-            _init_worker(make_source)
-            for job in jobs:
-                bar.update(_run_shard(job))
-        else:
-            ctx = mp.get_context("forkserver")
-            with ctx.Pool(
-                min(workers, max(len(jobs), 1)), initializer=_init_worker, initargs=(make_source,)
-            ) as pool:
-                for done in pool.imap_unordered(_run_shard, jobs):
-                    bar.update(done)
+        for done in run_units(_run_shard, jobs, ex):
+            bar.update(done)
     return meta
 
 
@@ -134,7 +131,7 @@ def extract_splits(
     splits: list[str],
     out_dir: Path,
     num_shards: int,
-    workers: int,
+    workers: int | Executor,
     float16: bool,
     normalize: bool,
     name: str,
@@ -166,7 +163,7 @@ def extract_splits(
         source=meta.source,
         dim=meta.dim,
         frame_rate_hz=meta.frame_rate_hz,
-        workers=workers,
+        workers=workers.workers if isinstance(workers, Executor) else workers,
         cmvn=normalize,
     )
     return metrics
