@@ -26,6 +26,20 @@ class GradScale(torch.autograd.Function):
         return grad * ctx.scale, None
 
 
+def scaled_frontend(
+    encoder: HubertEncoder, wave: torch.Tensor, lengths: torch.Tensor, grad_mult: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Front-end frames, their gradient scaled by `grad_mult` in training (fairseq's
+    feature_grad_mult), and the (batch, frames) mask of valid frames: what both pretraining
+    objectives start from."""
+    feats = encoder.frontend(wave, lengths)
+    if encoder.training and grad_mult != 1.0:
+        feats = GradScale.apply(feats, grad_mult)
+    frame_lengths = encoder.frame_lengths(lengths)
+    valid = torch.arange(feats.shape[1], device=wave.device)[None] < frame_lengths[:, None]
+    return feats, valid
+
+
 class HubertPretrainModel(nn.Module):
     def __init__(
         self,
@@ -54,11 +68,7 @@ class HubertPretrainModel(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """labels, mask: (batch, frames); returns loss (mean over masked frames) and accuracy."""
         enc = self.encoder
-        feats = enc.frontend(wave, lengths)
-        if self.training and self.feature_grad_mult != 1.0:
-            feats = GradScale.apply(feats, self.feature_grad_mult)
-        frame_lengths = enc.frame_lengths(lengths)
-        valid = torch.arange(feats.shape[1], device=wave.device)[None] < frame_lengths[:, None]
+        feats, valid = scaled_frontend(enc, wave, lengths, self.feature_grad_mult)
         x = enc.encoder.feature_projection(feats).masked_fill(~valid[..., None], 0.0)
         x = torch.where(mask[..., None], enc.mask_embedding.to(x.dtype), x)
         out = enc.layers(x, valid)[-1]
