@@ -32,6 +32,7 @@ BENCHES = {  # name → (script args, reference it is measured against)
         "our torch Lloyd",
     ),
     "pretrain_throughput": (["pretrain.py", "--repeats", "3"], "torchaudio hubert_pretrain_model"),
+    "objectives": (["objectives.py", "--repeats", "5"], "HuBERT's objective on the same encoder"),
     "inference": (["inference.py"], "the teacher (batch 1 and batched)"),
 }
 

@@ -235,6 +235,29 @@ class TrainLoop(_Strict):
     clip_norm: float = Field(gt=0)
 
 
+class Wav2Vec2Objective(_Strict):
+    """wav2vec 2.0's objective (DESIGN §5; fairseq's wav2vec2_base values in params.yaml)."""
+
+    codebook_groups: int = Field(ge=1, le=64, description="G")
+    codebook_entries: int = Field(ge=2, le=65536, description="V per group")
+    temp: tuple[float, float, float] = Field(
+        description="Gumbel temperature: max, min, decay per update"
+    )
+    num_negatives: int = Field(ge=1, le=10_000, description="distractors per masked frame")
+    logit_temp: float = Field(gt=0, le=10, description="temperature of the cosine logits")
+    diversity_weight: float = Field(ge=0)
+    feature_penalty_weight: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Wav2Vec2Objective:
+        hi, lo, decay = self.temp
+        if not (0 < lo <= hi and 0 < decay <= 1):
+            raise ValueError(
+                f"temp must be (max, min, decay) with 0 < min <= max, 0 < decay <= 1: {self.temp}"
+            )
+        return self
+
+
 class PretrainConfig(TrainLoop):
     """Masked-prediction pretraining (DESIGN §5); the same for every iteration."""
 
@@ -250,6 +273,10 @@ class PretrainConfig(TrainLoop):
     init_from_previous: bool = Field(
         description="iteration >= 2 starts from the previous iteration's encoder (else from scratch)"
     )
+    objective: Literal["hubert", "wav2vec2"] = Field(
+        description="hubert: predict k-means labels; wav2vec2: contrastive, Gumbel quantiser"
+    )
+    wav2vec2: Wav2Vec2Objective
     launcher: Literal["local", "torchrun"]
     nproc: int = Field(ge=1, le=1024, description="processes per node with launcher: torchrun")
     nnodes: int = Field(ge=1, le=4096, description="nodes with launcher: torchrun")

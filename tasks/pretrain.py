@@ -1,4 +1,5 @@
-"""Stage `pretrain_iter<N>`: HuBERT masked-prediction pretraining on iteration N's labels.
+"""Stage `pretrain_iter<N>`: HuBERT masked-prediction pretraining on iteration N's labels, or
+wav2vec 2.0's contrastive objective (`pretrain.objective`), which reads no labels.
 
 With `pretrain.launcher: torchrun` and `pretrain.nproc` > 1 the program re-launches itself
 under torchrun (DDP); `dvc repro` runs it the same way either way.
@@ -43,7 +44,7 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
         params.seed,
         it,
         args.manifests,
-        Path(args.labels),
+        Path(args.labels) if args.labels else None,
         args.previous,
         Path(args.state) / "last.pt",
         run_id,
@@ -54,6 +55,9 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     if d.main:
         out, plots, k = Path(args.out), Path(args.plots), run.num_classes
         meta = {"iteration": it, "steps": run.result.steps, "k": k}
+        # absent = hubert, so HuBERT encoders and metrics keep their bytes
+        objective = {} if pt.objective == "hubert" else {"objective": pt.objective}
+        meta.update(objective)
         save_encoder(run.encoder, out / "encoder.safetensors", {a: str(v) for a, v in meta.items()})
         columns = ["step", "loss", "masked_acc", "lr", "grad_norm"]
         history_with_csv(run.result.history, columns, plots, f"pretrain iteration {it}")
@@ -62,6 +66,7 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
             wall_s=round(wall, 1),
             world_size=d.world,
             k=k,
+            **objective,
             resumed_from_step=run.result.resumed_from,
         )
         write_metrics(args.metrics, metrics, tracker, plots)
@@ -74,7 +79,9 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
 
 if __name__ == "__main__":
     parser = iteration_stage_parser(__doc__, out_help="models/pretrain_iter<N>")
-    parser.add_argument("--labels", required=True, help="data/labels/iter<N>")
+    parser.add_argument(
+        "--labels", help="data/labels/iter<N> (objective hubert; wav2vec2 reads none)"
+    )
     parser.add_argument("--previous", help="the previous iteration's encoder (init_from_previous)")
     parser.add_argument("--state", required=True, help=STANDARD_PATHS["state"])
     parser.add_argument("--plots", required=True, help="per-step CSV for dvc plots (+ PNG)")

@@ -202,3 +202,27 @@ def test_init_checkpoint_with_zero_steps_imports_the_weights(smoke_ws, tmp_path)
     assert all(torch.equal(imported[k], public[k]) for k in public)
     m = json.loads((tmp_path / "out/metrics.json").read_text())
     assert m["steps"] == 0 and m["loss"] is None and 0 <= m["masked_acc"] <= 1
+
+
+def test_wav2vec2_objective_reads_no_labels_and_its_encoder_fine_tunes_unchanged(
+    smoke_ws, tmp_path
+):
+    import torch
+
+    from hubert_ee.data.vocab import CharVocab
+    from hubert_ee.models.checkpoint import checkpoint_metadata, load_encoder
+    from hubert_ee.models.ctc_model import CTCModel
+
+    params = _params(smoke_ws, tmp_path, "w2v2", max_steps=6, log_every=1, objective="wav2vec2")
+    cmd = _cmd(params, tmp_path / "w2v2")
+    del cmd[cmd.index("--labels") : cmd.index("--labels") + 2]  # it needs none
+    out = run(cmd, smoke_ws)
+    assert "wav2vec 2.0 (100 distractors)" in out
+    m = json.loads((tmp_path / "w2v2" / "metrics.json").read_text())
+    assert m["objective"] == "wav2vec2" and m["steps"] == 6 and m["chance_acc"] == round(1 / 101, 4)
+    assert all(float(r["loss"]) > 0 for r in _history(tmp_path / "w2v2"))
+    path = tmp_path / "w2v2" / "model" / "encoder.safetensors"
+    assert checkpoint_metadata(path)["objective"] == "wav2vec2"
+    model = CTCModel(load_encoder(path), CharVocab())  # what finetune builds from any encoder
+    res = model(torch.randn(1, 16000), torch.tensor([16000]))
+    assert res.logits.shape[-1] == len(CharVocab()) and torch.isfinite(res.logits).all()

@@ -144,7 +144,7 @@ def test_the_wav2vec2_head_adds_its_parts_and_trains_every_part():
     frames = int(model.encoder.frame_lengths(lengths).max())
     mask = torch.zeros(2, frames, dtype=torch.bool)
     mask[:, 5:25] = True  # the second utterance's valid frames end before 30
-    out = model(wave, lengths, mask, step=10, generator=torch.Generator().manual_seed(0))
+    out = model(wave, lengths, None, mask, step=10, generator=torch.Generator().manual_seed(0))
     expected = out["contrastive"] + 0.1 * out["diversity"] + 10.0 * out["feature_penalty"]
     assert float(out["loss"]) == pytest.approx(float(expected), rel=1e-5)
     assert float(out["masked_frames"]) == 40 and 0 <= float(out["masked_acc"]) <= 1
@@ -163,5 +163,5 @@ def test_masked_padding_is_never_a_target():
     short = int(model.encoder.frame_lengths(lengths)[1])
     mask = torch.zeros(2, frames, dtype=torch.bool)
     mask[1, :] = True  # asks to mask the padding too
-    out = model(wave, lengths, mask, generator=torch.Generator().manual_seed(0))
+    out = model(wave, lengths, None, mask, generator=torch.Generator().manual_seed(0))
     assert float(out["masked_frames"]) == short

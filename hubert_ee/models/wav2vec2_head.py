@@ -52,12 +52,14 @@ class Wav2Vec2PretrainModel(nn.Module):
         self,
         wave: torch.Tensor,
         lengths: torch.Tensor,
+        labels: torch.Tensor | None,
         mask: torch.Tensor,
         step: int = 0,
         generator: torch.Generator | None = None,
     ) -> dict[str, torch.Tensor]:
-        """mask (batch, frames): masked valid frames. `generator` draws the distractors and the
-        Gumbel noise (the same on any device). Returns the loss and its parts."""
+        """mask (batch, frames): masked valid frames; `labels` is unused (the pretraining loop's
+        one calling convention). `generator` draws the distractors and the Gumbel noise (the
+        same on any device). Returns the loss and its parts."""
         enc = self.encoder
         feats, valid = scaled_frontend(enc, wave, lengths, self.feature_grad_mult)
         mask = mask & valid

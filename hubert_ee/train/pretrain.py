@@ -1,4 +1,7 @@
-"""The masked-prediction pretraining loop: resumable, DDP-ready, bf16 autocast on GPU.
+"""The masked-prediction pretraining loop: resumable, DDP-ready, bf16 autocast on GPU. One loop
+for both objectives (`pretrain.objective`): HuBERT's (predict k-means labels) and wav2vec 2.0's
+(contrastive against a quantiser of the front end; its distractors and Gumbel noise are drawn
+from generators seeded like the masks).
 
 One optimizer step consumes world × grad_accum length-bucketed micro-batches; rank r takes
 micro-batches r·accum … r·accum+accum−1 of the step, so N ranks with accum 1 and one
@@ -24,7 +27,9 @@ from hubert_ee.data.manifest import load_split
 from hubert_ee.models.checkpoint import load_encoder
 from hubert_ee.models.encoder import HubertEncoder
 from hubert_ee.models.pretrain_head import HubertPretrainModel
+from hubert_ee.models.quantizer import QuantizerConfig
 from hubert_ee.models.student import parameter_count
+from hubert_ee.models.wav2vec2_head import Wav2Vec2PretrainModel
 from hubert_ee.train import distributed
 from hubert_ee.train.checkpointing import load_state, save_state
 from hubert_ee.train.masking import span_mask
@@ -42,14 +47,25 @@ def _autocast(amp: str, device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16) if use else contextlib.nullcontext()
 
 
-def _forward(model, batch: dict, mask: torch.Tensor, device: torch.device, amp: str) -> dict:
+def _forward(
+    model, batch: dict, mask: torch.Tensor, device: torch.device, amp: str, extra: dict
+) -> dict:
     with _autocast(amp, device):
         return model(
             batch["wave"].to(device),
             batch["lengths"].to(device),
             batch["labels"].to(device),
             mask.to(device),
+            **extra,
         )
+
+
+def _objective_inputs(model_core, seed: int, step: int, micro: int) -> dict:
+    """What wav2vec 2.0's head needs besides the batch: the update (Gumbel temperature) and a
+    generator for its distractors and noise; nothing for HuBERT's."""
+    if not isinstance(model_core, Wav2Vec2PretrainModel):
+        return {}
+    return {"step": step, "generator": _mask_generator(seed + 7919, step, micro)}
 
 
 def _batch_mask(
@@ -77,7 +93,8 @@ def evaluate(
     for i, b in enumerate(batches):
         batch = collate([data[j] for j in b])
         mask = _batch_mask(model_core, batch, cfg, _mask_generator(seed + 1, 0, i))
-        out = _forward(model_core, batch, mask, device, cfg.amp)
+        extra = _objective_inputs(model_core, seed + 1, 0, i)
+        out = _forward(model_core, batch, mask, device, cfg.amp, extra)
         n = float(out["masked_frames"])
         tot_loss += float(out["loss"]) * n
         tot_acc += float(out["masked_acc"]) * n
@@ -120,12 +137,12 @@ def train(
             device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=model_core.encoder.cfg.layer_drop > 0,
         )
-    decay = [
-        p for n, p in model_core.named_parameters() if p.ndim >= 2 and "label_embeddings" not in n
-    ]
-    no_decay = [
-        p for n, p in model_core.named_parameters() if p.ndim < 2 or "label_embeddings" in n
-    ]
+
+    def embedding(name: str) -> bool:  # target embeddings take no weight decay
+        return "label_embeddings" in name or "codebook" in name
+
+    decay = [p for n, p in model_core.named_parameters() if p.ndim >= 2 and not embedding(n)]
+    no_decay = [p for n, p in model_core.named_parameters() if p.ndim < 2 or embedding(n)]
     opt, sched = adamw_with_schedule(
         decay, no_decay, cfg.lr, cfg.weight_decay, cfg.warmup_steps, cfg.max_steps, eps=1e-6
     )
@@ -198,8 +215,9 @@ def train(
                 if (d.world == 1 or j == len(mine) - 1)
                 else model.no_sync()
             )
+            extra = _objective_inputs(model_core, seed, step, d.rank * cfg.grad_accum + j)
             with sync:
-                out = _forward(model, batch, mask, device, cfg.amp)
+                out = _forward(model, batch, mask, device, cfg.amp, extra)
                 (out["loss"] / cfg.grad_accum).backward()
             loss_sum += float(out["loss"].detach())
             acc_sum += float(out["masked_acc"])
@@ -305,35 +323,51 @@ def pretrain_iteration(
     seed: int,
     iteration: int,
     manifests: str | Path,
-    labels: Path,
+    labels: Path | None,
     previous: str | None,
     state_path: Path,
     run_fingerprint: str,
     d: distributed.Dist,
     on_log: Callable[[dict], None] | None = None,
 ) -> IterationRun:
-    """One HuBERT iteration: the encoder it starts from (`initial_encoder`), masked prediction
-    of `labels` on the k-means fit splits, held-out loss and accuracy on the eval split."""
+    """One pretraining iteration: the encoder it starts from (`initial_encoder`), the objective
+    (HuBERT's masked prediction of `labels`, or wav2vec 2.0's, which reads no labels) on the
+    k-means fit splits, held-out loss and accuracy on the eval split. `num_classes` of the
+    result: K, or 1 + the distractors (the contrastive task's chance is 1 / that)."""
     torch.manual_seed(seed + iteration)
     encoder = initial_encoder(
         model_cfg, iteration, previous if pt.init_from_previous and iteration > 1 else None
     )
+    w2v = pt.objective == "wav2vec2"
+    if not w2v and labels is None:
+        raise ValueError("pretrain.objective: hubert needs --labels (a k-means label store)")
     data = PretrainData(
         [load_split(manifests, s) for s in km.fit_splits],
-        [labels / s for s in km.fit_splits],
+        None if w2v else [labels / s for s in km.fit_splits],
         encoder.cfg,
     )
     valid = PretrainData(
-        [load_split(manifests, km.eval_split)], [labels / km.eval_split], encoder.cfg
-    )
-    model = HubertPretrainModel(
-        encoder, data.num_classes, pt.final_dim, feature_grad_mult=pt.feature_grad_mult
-    )
+        [load_split(manifests, km.eval_split)], None if w2v else [labels / km.eval_split],
+        encoder.cfg,
+    )  # fmt: skip
+    if w2v:
+        o = pt.wav2vec2
+        quantizer = QuantizerConfig(o.codebook_groups, o.codebook_entries, pt.final_dim, *o.temp)
+        model = Wav2Vec2PretrainModel(
+            encoder, quantizer, pt.final_dim, o.num_negatives, o.logit_temp, o.diversity_weight,
+            o.feature_penalty_weight, pt.feature_grad_mult,
+        )  # fmt: skip
+        classes, target = o.num_negatives + 1, f"wav2vec 2.0 ({o.num_negatives} distractors)"
+    else:
+        model = HubertPretrainModel(
+            encoder, data.num_classes, pt.final_dim, feature_grad_mult=pt.feature_grad_mult
+        )
+        classes, target = data.num_classes, f"K={data.num_classes}"
     if d.main:
         print(
             f"pretraining iteration {iteration}: {parameter_count(encoder) / 1e6:.2f}M-parameter "
-            f"encoder, K={data.num_classes}, {len(data)} utterances, {pt.max_steps} steps on "
+            f"encoder, {target}, {len(data)} utterances, {pt.max_steps} steps on "
             f"{d.world} x {d.device}"
         )
     result = train(model, data, valid, pt, seed, state_path, run_fingerprint, d, on_log)
-    return IterationRun(encoder, result, data.num_classes)
+    return IterationRun(encoder, result, classes)

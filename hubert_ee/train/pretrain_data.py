@@ -56,14 +56,27 @@ class Item:
     start: float
     duration: float
     num_samples: int
-    label_loc: tuple[int, int, int]  # shard, first frame, count
+    label_loc: tuple[int, int, int] | None  # shard, first frame, count (None: no labels)
 
 
 class PretrainData(torch.utils.data.Dataset):
-    def __init__(self, manifests: list[pd.DataFrame], label_dirs: list[Path], cfg: EncoderConfig):
+    """Audio and, per model frame, its k-means label; `label_dirs=None` for an objective that
+    needs no labels (wav2vec 2.0): every frame's label is then 0."""
+
+    def __init__(
+        self, manifests: list[pd.DataFrame], label_dirs: list[Path] | None, cfg: EncoderConfig
+    ):
         self.cfg = cfg
-        self.stores = [FrameStore(d) for d in label_dirs]
+        self.stores = [] if label_dirs is None else [FrameStore(d) for d in label_dirs]
         self.items: list[tuple[int, Item]] = []
+        if label_dirs is None:
+            for si, m in enumerate(manifests):
+                for r in m.itertuples():
+                    self.items.append((si, Item(r.id, r.path, float(r.start), float(r.duration),
+                                                int(r.num_samples), None)))  # fmt: skip
+            self.num_classes = 0
+            self._mmaps: dict[tuple[int, int], np.ndarray] = {}
+            return
         for si, (m, store) in enumerate(zip(manifests, self.stores, strict=True)):
             extra = store.meta.extra or {}
             hop, window = extra["hop"], extra["window"]
@@ -86,7 +99,7 @@ class PretrainData(torch.utils.data.Dataset):
                     )
                 )
         self.num_classes = max(int((s.meta.extra or {})["k"]) for s in self.stores)
-        self._mmaps: dict[tuple[int, int], np.ndarray] = {}
+        self._mmaps = {}
 
     def __len__(self) -> int:
         return len(self.items)
@@ -95,6 +108,8 @@ class PretrainData(torch.utils.data.Dataset):
         return np.array([it.num_samples for _, it in self.items], dtype=np.int64)
 
     def _labels(self, si: int, item: Item) -> np.ndarray:
+        if item.label_loc is None:
+            return np.zeros(self.cfg.num_frames(item.num_samples), dtype=np.int64)
         shard, first, n = item.label_loc
         key = (si, shard)
         if key not in self._mmaps:
