@@ -604,17 +604,24 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 
 
 def profile_params(project_root: str | Path, profile: str) -> dict[str, Any]:
-    """params.yaml with `profiles/<profile>.yaml` merged over it (`default` = params.yaml)."""
+    """params.yaml with `profiles/<profile>.yaml` merged over it (`default` = params.yaml).
+
+    `a+b` merges overlay a, then b: an objective or a size switch composes with a scale
+    (`smoke+w2v2` is the smoke run with wav2vec 2.0 pretraining) without a file per pair."""
     root = Path(project_root)
-    base = read_yaml(root / "params.yaml")
+    merged = read_yaml(root / "params.yaml")
     if profile == "default":
-        return base
-    overlay_path = root / PROFILES_DIR / f"{profile}.yaml"
-    if not overlay_path.exists():
-        known = sorted(p.stem for p in (root / PROFILES_DIR).glob("*.yaml"))
-        raise ParamsError(f"unknown profile {profile!r}; known: {['default', *known]}")
-    merged = deep_merge(base, read_yaml(overlay_path))
-    validate_params(merged, f"params.yaml + {overlay_path}")
+        return merged
+    paths = [root / PROFILES_DIR / f"{name}.yaml" for name in profile.split("+")]
+    for path in paths:
+        if not path.exists():
+            known = sorted(p.stem for p in (root / PROFILES_DIR).glob("*.yaml"))
+            raise ParamsError(
+                f"unknown profile {path.stem!r} in {profile!r}; known: {['default', *known]} "
+                "(combine overlays with '+', e.g. smoke+w2v2)"
+            )
+        merged = deep_merge(merged, read_yaml(path))
+    validate_params(merged, "params.yaml + " + " + ".join(str(p) for p in paths))
     return merged
 
 

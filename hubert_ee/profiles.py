@@ -9,6 +9,7 @@ job: the library does not know DVC.)
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import yaml
@@ -41,11 +42,59 @@ def materialize(
     _write_if_changed(dest / "params.yaml", header + yaml.safe_dump(merged, sort_keys=False))
     for name in PIPELINE_FILES:
         _write_if_changed(dest / name, (root / name).read_text())
+    objective = merged.get("pretrain", {}).get("objective", "hubert")
+    if objective != "hubert":
+        pipeline = pipeline_for_objective(
+            yaml.safe_load((root / "dvc.yaml").read_text()), objective
+        )
+        note = (
+            f"# GENERATED from dvc.yaml for pretrain.objective: {objective}: the feature and\n"
+            "# k-means stages are gone (nothing reads labels). Edit dvc.yaml, not this file.\n"
+        )
+        _write_if_changed(dest / "dvc.yaml", note + yaml.safe_dump(pipeline, sort_keys=False))
     for name in CODE_DIRS:
         link, target = dest / name, root / name
         if target.exists() and not link.exists() and not link.is_symlink():
             link.symlink_to(target if absolute_links else os.path.relpath(target, dest.resolve()))
     return dest
+
+
+LABEL_STAGE = re.compile(r"(features|kmeans)_iter\d+$")
+
+
+def pipeline_for_objective(pipeline: dict, objective: str) -> dict:
+    """The DAG (dvc.yaml, parsed) for a pretraining objective. HuBERT's is the file itself.
+    wav2vec 2.0 learns its targets (a quantiser of the front end), so every iteration's
+    feature and k-means stages go and `pretrain_iter<N>` loses `--labels` and its label
+    dependency; iteration N > 1 is another wav2vec 2.0 round from iteration N-1's encoder when
+    `pretrain.init_from_previous` (the same step budget as HuBERT's iterations). Raises if a
+    remaining stage still reads what a removed stage wrote."""
+    if objective == "hubert":
+        return pipeline
+    if objective != "wav2vec2":
+        raise ValueError(f"pretrain.objective {objective!r}: no pipeline for it (hubert, wav2vec2)")
+    stages, removed = {}, set()
+    for name, stage in pipeline["stages"].items():
+        if LABEL_STAGE.match(name):
+            written = [*stage.get("outs", []), *stage.get("metrics", []), *stage.get("plots", [])]
+            removed.update(o if isinstance(o, str) else next(iter(o)) for o in written)
+            continue
+        stages[name] = stage
+    for name, stage in stages.items():
+        if name.startswith("pretrain_iter"):
+            stage = stages[name] = dict(stage)
+            stage["cmd"] = re.sub(r"\s*--labels\s+\S+", "", stage["cmd"])
+            stage["deps"] = [d for d in stage["deps"] if d not in removed]
+        body = stage.get("do", stage)  # a foreach stage's template
+        cmd = " ".join(body["cmd"]) if isinstance(body["cmd"], list) else body["cmd"]
+        reads = [d for d in body.get("deps", []) if d in removed] + [
+            w for w in removed if re.search(rf"(^|\s){re.escape(w)}(\s|$)", cmd)
+        ]
+        if reads:
+            raise ValueError(
+                f"stage {name} reads {sorted(set(reads))}, which only label stages write"
+            )
+    return {**pipeline, "stages": stages}
 
 
 # What a git workspace leaves to DVC's cache or keeps local (DVC adds its outputs as it runs).

@@ -95,8 +95,19 @@ def test_deep_merge_replaces_lists_and_merges_maps():
 
 
 def test_unknown_profile_lists_known_ones(root):
-    with pytest.raises(ParamsError, match="known: \\['default', 'base', 'gpu', 'smoke'\\]"):
+    with pytest.raises(ParamsError, match="known: \\['default', 'base', 'gpu', 'smoke', 'w2v2'\\]"):
         profile_params(root, "nope")
+    with pytest.raises(ParamsError, match="unknown profile 'w2v' in 'smoke\\+w2v'"):
+        profile_params(root, "smoke+w2v")
+
+
+def test_profiles_compose_left_to_right(root):
+    smoke, both = profile_params(root, "smoke"), profile_params(root, "smoke+w2v2")
+    assert both["pretrain"] == {**smoke["pretrain"], "objective": "wav2vec2"}
+    assert {k: v for k, v in both.items() if k != "pretrain"} == {
+        k: v for k, v in smoke.items() if k != "pretrain"
+    }
+    assert profile_params(root, "w2v2+smoke") == both  # disjoint keys: order does not matter
 
 
 def test_bad_yaml_is_a_params_error(tmp_path):
