@@ -29,6 +29,7 @@ from hubert_ee.models.encoder import HubertEncoder
 from hubert_ee.models.pretrain_head import HubertPretrainModel
 from hubert_ee.models.quantizer import QuantizerConfig
 from hubert_ee.models.student import parameter_count
+from hubert_ee.models.supernet_head import SupernetDistillModel
 from hubert_ee.models.wav2vec2_head import Wav2Vec2PretrainModel
 from hubert_ee.train import distributed
 from hubert_ee.train.checkpointing import load_state, save_state
@@ -62,8 +63,9 @@ def _forward(
 
 def _objective_inputs(model_core, seed: int, step: int, micro: int) -> dict:
     """What wav2vec 2.0's head needs besides the batch: the update (Gumbel temperature) and a
-    generator for its distractors and noise; nothing for HuBERT's."""
-    if not isinstance(model_core, Wav2Vec2PretrainModel):
+    generator for its distractors and noise; the supernet's, a generator that draws the
+    subnet; nothing for HuBERT's."""
+    if not isinstance(model_core, Wav2Vec2PretrainModel | SupernetDistillModel):
         return {}
     return {"step": step, "generator": _mask_generator(seed + 7919, step, micro)}
 
@@ -135,14 +137,16 @@ def train(
         model = DDP(
             model_core,
             device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=model_core.encoder.cfg.layer_drop > 0,
+            find_unused_parameters=model_core.encoder.cfg.layer_drop > 0
+            or isinstance(model_core, SupernetDistillModel),  # a subnet leaves weights idle
         )
 
     def embedding(name: str) -> bool:  # target embeddings take no weight decay
         return "label_embeddings" in name or "codebook" in name
 
-    decay = [p for n, p in model_core.named_parameters() if p.ndim >= 2 and not embedding(n)]
-    no_decay = [p for n, p in model_core.named_parameters() if p.ndim < 2 or embedding(n)]
+    trained = [(n, p) for n, p in model_core.named_parameters() if p.requires_grad]
+    decay = [p for n, p in trained if p.ndim >= 2 and not embedding(n)]
+    no_decay = [p for n, p in trained if p.ndim < 2 or embedding(n)]  # (a frozen teacher: none)
     opt, sched = adamw_with_schedule(
         decay, no_decay, cfg.lr, cfg.weight_decay, cfg.warmup_steps, cfg.max_steps, eps=1e-6
     )
