@@ -46,6 +46,7 @@ class SupernetDistillModel(nn.Module):
         self.space, self.top_k, self.sample = space, top_k, sample
         self.supernet = Supernet(supernet)
         self.last_subnet: Subnet | None = None
+        self.fixed: Subnet | None = None  # set: every forward runs this one (evaluation)
 
     def train(self, mode: bool = True) -> SupernetDistillModel:
         super().train(mode)
@@ -53,6 +54,8 @@ class SupernetDistillModel(nn.Module):
         return self
 
     def choose(self, generator: torch.Generator | None) -> Subnet:
+        if self.fixed is not None:
+            return self.fixed
         if self.sample == "largest" or generator is None:
             return self.space.largest()
         return self.space.sample(self.encoder.cfg, generator)
