@@ -79,7 +79,9 @@ class SupernetDistillModel(nn.Module):
             target = layer_average_target(layers, valid, self.top_k)
         x, valid, _ = self.supernet.call(sub, "features", wave, lengths)
         mask = mask & valid
-        x = torch.where(mask[..., None], self.encoder.mask_embedding[: sub.embed_dim], x)
+        x = torch.where(
+            mask[..., None], self.encoder.mask_embedding[: sub.embed_dim].to(x.dtype), x
+        )
         out = self.supernet.call(sub, "layers", x, valid)[-1]
         pred = F.linear(out, self.head.weight[:, : sub.embed_dim], self.head.bias)
         loss = masked_l1(pred, target, mask)
