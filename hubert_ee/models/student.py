@@ -25,6 +25,11 @@ def student_config(teacher: EncoderConfig, overrides: dict) -> EncoderConfig:
     return replace(teacher, **overrides)
 
 
+def leading_slice(t: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """The first `shape[i]` entries of every dimension of `t` (a view)."""
+    return t[tuple(slice(0, n) for n in shape)]
+
+
 @torch.no_grad()
 def init_from_teacher(student: HubertEncoder, teacher: HubertEncoder) -> dict[str, str]:
     """Copy leading slices of same-named teacher tensors; returns {name: 'full'|'sliced'}."""
@@ -45,7 +50,7 @@ def init_from_teacher(student: HubertEncoder, teacher: HubertEncoder) -> dict[st
             or any(a > b for a, b in zip(p.shape, t.shape, strict=True))
         ):
             continue
-        p.copy_(t[tuple(slice(0, n) for n in p.shape)])
+        p.copy_(leading_slice(t, p.shape))
         report[name] = "full" if t.shape == p.shape else "sliced"
     if head_note:
         report["_note"] = head_note

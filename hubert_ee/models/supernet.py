@@ -2,9 +2,9 @@
 
 A subnet is the encoder of a smaller `EncoderConfig` whose every tensor is the leading slice of
 the supernet tensor of the same name: the first layers, the first channels, the first rows of
-every projection. `subnet_forward` runs the supernet *as* that subnet by calling the subnet's
+every projection. `Supernet.call` runs the supernet *as* that subnet by calling the subnet's
 own module code on slices of the supernet's parameters (`torch.func.functional_call`), so a
-subnet trained inside the supernet and the plain encoder `extract_subnet` writes compute the
+subnet trained inside the supernet and the plain encoder `Supernet.extract` writes compute the
 same function by construction, and the gradient of a sampled subnet reaches exactly the
 supernet weights it used.
 
@@ -24,6 +24,7 @@ from torch.func import functional_call
 
 from hubert_ee.models.config import EncoderConfig
 from hubert_ee.models.encoder import HubertEncoder
+from hubert_ee.models.student import init_from_teacher, leading_slice
 
 
 @dataclass(frozen=True, order=True)
@@ -110,10 +111,6 @@ def _skeleton(cfg: EncoderConfig) -> HubertEncoder:
         return HubertEncoder(cfg).to("meta")
 
 
-def _leading(t: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    return t[tuple(slice(0, n) for n in shape)]
-
-
 class Supernet:
     """Runs and extracts the subnets of one encoder (the supernet's weights live there)."""
 
@@ -136,7 +133,7 @@ class Supernet:
         own = dict(itertools.chain(self.encoder.named_parameters(), self.encoder.named_buffers()))
         skel = self.skeleton(sub)
         named = itertools.chain(skel.named_parameters(), skel.named_buffers())
-        return {name: _leading(own[name], t.shape) for name, t in named}
+        return {name: leading_slice(own[name], t.shape) for name, t in named}
 
     def call(self, sub: Subnet, method: str, *args, **kwargs):
         """`HubertEncoder.<method>(*args)` of the subnet, on the supernet's weights."""
@@ -154,14 +151,11 @@ class Supernet:
         params = {f"m.{k}": v for k, v in self.tensors(sub).items()}
         return functional_call(_Bound(), params, args, kwargs, strict=True)
 
-    @torch.no_grad()
     def extract(self, sub: Subnet) -> HubertEncoder:
-        """The subnet as a plain encoder (its own copy of the sliced weights)."""
-        model = HubertEncoder(sub.config(self.encoder.cfg))
-        model.load_state_dict({k: v.clone() for k, v in self.tensors(sub).items()}, strict=False)
-        for name, buf in self.tensors(sub).items():
-            if name not in model.state_dict():  # non-persistent buffers
-                model.get_buffer(name).copy_(buf)
+        """The subnet as a plain encoder (its own copy of the sliced weights): the student's
+        leading-slice initialisation, from a supernet whose every slice was trained."""
+        model = HubertEncoder(self.skeleton(sub).cfg)
+        init_from_teacher(model, self.encoder)
         return model.train(self.encoder.training)
 
 

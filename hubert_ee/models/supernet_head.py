@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hubert_ee.models.encoder import HubertEncoder, padding_masks
+from hubert_ee.models.encoder import HubertEncoder
 from hubert_ee.models.supernet import SearchSpace, Subnet, Supernet
 from hubert_ee.models.supernet_loss import layer_average_target, masked_l1
 
@@ -45,7 +45,6 @@ class SupernetDistillModel(nn.Module):
         self.head = nn.Linear(supernet.cfg.embed_dim, teacher.cfg.embed_dim)
         self.space, self.top_k, self.sample = space, top_k, sample
         self.supernet = Supernet(supernet)
-        self.last_subnet: Subnet | None = None
         self.fixed: Subnet | None = None  # set: every forward runs this one (evaluation)
 
     def train(self, mode: bool = True) -> SupernetDistillModel:
@@ -72,12 +71,12 @@ class SupernetDistillModel(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """mask (batch, frames): frames to mask; `labels` and `step` are unused (the loop's one
         calling convention). `subnet` overrides the draw (evaluation of one architecture)."""
-        sub = self.last_subnet = subnet or self.choose(generator)
-        with torch.no_grad():
-            layers, frame_lengths = self.teacher.hidden_states(wave, lengths)
-            valid, _ = padding_masks(frame_lengths, layers[0].shape[1])
-            target = layer_average_target(layers, valid, self.top_k)
+        sub = subnet or self.choose(generator)
         x, valid, _ = self.supernet.call(sub, "features", wave, lengths)
+        with torch.no_grad():  # the same frames as the teacher's (same stride, checked above)
+            target = layer_average_target(
+                self.teacher.hidden_states(wave, lengths)[0], valid, self.top_k
+            )
         mask = mask & valid
         x = torch.where(
             mask[..., None], self.encoder.mask_embedding[: sub.embed_dim].to(x.dtype), x
