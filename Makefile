@@ -15,7 +15,7 @@ endif
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install gpu-wheels check-params repro push pull exp-show workspace flow serve serve-model prefect-ui mlflow-ui test test-parallel test-fast lint format bench clean-runs
+.PHONY: help install gpu-wheels check-params repro push pull exp-show workspace flow serve serve-model prefect-ui mlflow-ui test test-serial test-fast lint format bench clean-runs
 
 ## help: this list (`make <target> [PROFILE=smoke]`)
 help:
@@ -103,13 +103,15 @@ serve-model: install
 		$(BIN)/mlflow models serve -m models:/hubert-ee@champion --env-manager local \
 		-h 127.0.0.1 -p 5001
 
-## test: the whole suite (unit + end-to-end on the smoke profile)
+## test: the whole suite (unit + end-to-end on the smoke profile), one test file per worker
+## process (pytest-xdist, one per core up to TEST_WORKERS; each worker's stages get its share)
+TEST_WORKERS ?= 4
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses $(TEST_WORKERS) --dist loadfile
 
-## test-parallel: the same suite, one test file per worker process (pytest-xdist)
-test-parallel: install
-	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile
+## test-serial: the same suite in one process (clearer tracebacks, pdb)
+test-serial: install
+	$(BIN)/python -m pytest -q
 
 ## test-fast: unit tests only
 test-fast: install

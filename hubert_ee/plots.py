@@ -5,14 +5,21 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend, imported when a stage draws (every
+    stage imports this module; few draw)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def training_curves(rows: list[dict], keys: list[str], path: Path, title: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    plt = _pyplot()
     fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.2))
     for ax, key in zip(axes if len(keys) > 1 else [axes], keys, strict=True):
         ax.plot([r["step"] for r in rows], [r[key] for r in rows])
@@ -30,6 +37,7 @@ def arm_curves(
 ) -> None:
     """Train loss and dev WER of several training arms on shared axes."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    plt = _pyplot()
     fig, (ax_loss, ax_wer) = plt.subplots(1, 2, figsize=(9, 3.2))
     for arm, rows in histories.items():
         ax_loss.plot([r["step"] for r in rows], [r["loss"] for r in rows], label=arm, lw=0.8)
@@ -101,6 +109,7 @@ def pareto_plot(
 ) -> None:
     """Dev WER against measured speedup for every (criterion, threshold) point."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for crit, marker in (("entropy", "o"), ("confidence", "s")):
         pts = [r for r in rows if r["criterion"] == crit]

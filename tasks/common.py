@@ -115,7 +115,9 @@ def run_stage(
         if all_threads:
             import torch
 
-            torch.set_num_threads(max(1, os.cpu_count() or 1))
+            from hubert_ee.device import cpu_threads
+
+            torch.set_num_threads(cpu_threads())
         with StageTracker(name, declared) as tracker:
             main(ParamsView(params, keys), args, tracker)
         if state is not None and rank0:

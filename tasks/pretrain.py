@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
 import torch
 
 from hubert_ee.config import Params, ParamsError, load_params
+from hubert_ee.device import cpu_threads
 from hubert_ee.models.checkpoint import save_encoder
 from hubert_ee.plots import history_with_csv
 from hubert_ee.tracking import StageTracker
@@ -33,7 +33,7 @@ def _log_step(row: dict, tracker: StageTracker) -> None:
 def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> None:
     d = distributed.setup()
     if d.device.type == "cpu":
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // d.world))
+        torch.set_num_threads(max(1, cpu_threads() // d.world))
     pt, it = params.pretrain, args.iteration
     run_id = fingerprint({"stage": args.stage_key, "world": d.world})
     t0 = time.perf_counter()

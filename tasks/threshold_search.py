@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -19,6 +18,7 @@ from hubert_ee.config import Params
 from hubert_ee.data.asr_data import domain_split
 from hubert_ee.decode.operating_point import search_operating_point, write_pareto_csv
 from hubert_ee.decode.teacher_outputs import teacher_paths
+from hubert_ee.device import cpu_threads
 from hubert_ee.models.checkpoint import load_ctc_model, load_early_exit_model
 from hubert_ee.plots import pareto_plot
 from hubert_ee.tracking import StageTracker
@@ -27,7 +27,7 @@ from tasks.common import run_stage, stage_parser, write_metrics
 
 def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> None:
     ts, target = params.threshold_search, params.data.target_domain
-    torch.set_num_threads(ts.threads or max(1, os.cpu_count() or 1))
+    torch.set_num_threads(ts.threads or cpu_threads())
     model = load_early_exit_model(args.model)
     dev = domain_split(args.manifests, "dev", target, model.student.vocab)
     test = domain_split(args.manifests, "test", target, model.student.vocab)

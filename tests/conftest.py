@@ -12,7 +12,39 @@ from hubert_ee.config import Params, profile_params, validate_params
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{BIN}:{os.environ['PATH']}"}
+
+
+def _worker_threads() -> dict[str, str]:
+    """Under pytest-xdist, each worker's stages get an equal share of the cores
+    (`hubert_ee.device.cpu_threads` reads OMP_NUM_THREADS): N workers that each ran every stage
+    on all cores would oversubscribe the machine N times."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers <= 1 or "OMP_NUM_THREADS" in os.environ:
+        return {}
+    return {"OMP_NUM_THREADS": str(max(1, len(os.sched_getaffinity(0)) // workers))}
+
+
+ENV = {
+    **os.environ,
+    **_worker_threads(),
+    "DVC_NO_ANALYTICS": "1",
+    "PATH": f"{BIN}:{os.environ['PATH']}",
+}
+
+
+def pytest_configure(config) -> None:
+    if threads := _worker_threads():
+        import torch
+
+        os.environ.update(threads)  # stages that tests run in-process read it too
+        torch.set_num_threads(int(threads["OMP_NUM_THREADS"]))
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """End-to-end (slow) test files first: xdist hands out files in this order, and a long file
+    handed out last would leave the other workers idle at the end."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: files stay whole
 
 
 # `dvc status` of a workspace where nothing changed: the source-data fingerprint (stage `corpus`,

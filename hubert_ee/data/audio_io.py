@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy import signal
 
 
 def read_audio(
@@ -43,6 +42,8 @@ def _lowpass(up: int, down: int, dtype: str) -> np.ndarray:
     window, β = 5, 10 taps per rate on each side): designed once per ratio and dtype, since on a
     few-second utterance the design costs as much as the filtering."""
     rate = max(up, down)
+    from scipy import signal  # imported here: only stages that resample pay for it
+
     h = signal.firwin(2 * 10 * rate + 1, 1.0 / rate, window=("kaiser", 5.0)).astype(dtype)
     h.flags.writeable = False  # shared by every caller; scipy copies it before scaling
     return h
@@ -56,6 +57,8 @@ def resample_poly(x: np.ndarray, up: int, down: int, axis: int = 0) -> np.ndarra
     if up == down == 1:
         return x.copy()
     kind = x.dtype if np.issubdtype(x.dtype, np.inexact) else np.dtype(np.float64)
+    from scipy import signal
+
     return signal.resample_poly(x, up, down, axis=axis, window=_lowpass(up, down, kind.str))
 
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-from scipy import signal
 
 from hubert_ee.data.audio_io import resample_poly
 
@@ -66,12 +65,16 @@ def room_impulse_response(rng: np.random.Generator, rt60_s: float, sample_rate: 
 
 def reverberate(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
     """Convolve and keep the original length (so phone alignments stay valid)."""
+    from scipy import signal  # imported on use: a stage that never augments skips it
+
     y = signal.fftconvolve(x, rir)[: len(x)]
     return (y * np.sqrt(power(x) / max(power(y), 1e-20))).astype(np.float32)
 
 
 def telephone_channel(x: np.ndarray, sample_rate: int) -> np.ndarray:
     """300–3400 Hz band-pass, 8 kHz resampling round trip, 8-bit mu-law quantization."""
+    from scipy import signal
+
     sos = signal.butter(6, [300, 3400], btype="bandpass", fs=sample_rate, output="sos")
     y = signal.sosfiltfilt(sos, x)
     if sample_rate != 8000:

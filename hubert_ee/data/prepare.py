@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 from collections import Counter
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from pathlib import Path
 from hubert_ee.config import SPLITS, Params
 from hubert_ee.data.sources import SourceUtterance
 from hubert_ee.data.validate import ValidationResult, validate
+from hubert_ee.device import cpu_threads
 
 # lhotse (torch) and pandas are imported inside functions: worker processes are spawned with
 # this module as their main module, and each would otherwise pay ~2 s of imports.
@@ -22,7 +22,7 @@ class CorpusError(ValueError):
 
 
 def resolve_workers(n: int) -> int:
-    return n if n > 0 else (os.cpu_count() or 1)
+    return n if n > 0 else cpu_threads()
 
 
 def load_sources(params: Params, out_dir: Path, workers: int) -> list[SourceUtterance]:

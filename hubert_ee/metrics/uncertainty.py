@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
-from sklearn.metrics import roc_auc_score
 
 from hubert_ee.metrics.wer import cer
 
@@ -56,6 +54,9 @@ def uncertainty_quality(
     outputs: list[tuple[torch.Tensor, torch.Tensor]], refs: list[str], vocab
 ) -> dict[str, float]:
     """{"spearman_cer", "auroc_token"} of (log-probs, σ²) per utterance against references."""
+    from scipy.stats import spearmanr  # imported on use: most importers never score
+    from sklearn.metrics import roc_auc_score
+
     utt_var, utt_cer, token_var, token_wrong = [], [], [], []
     for (lp, var), ref in zip(outputs, refs, strict=True):
         total = var.sum(-1)  # Σ_c σ²_t per frame

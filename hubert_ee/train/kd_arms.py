@@ -5,7 +5,6 @@ kept is the arm with the best target-domain dev WER (never chosen on test)."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from hubert_ee.data.manifest import load_split
 from hubert_ee.data.vocab import CharVocab
 from hubert_ee.decode.emissions import emissions, greedy_scores
 from hubert_ee.decode.teacher_outputs import distill_splits
-from hubert_ee.device import compute_device
+from hubert_ee.device import compute_device, cpu_threads
 from hubert_ee.features.store import FrameStore
 from hubert_ee.metrics.speed import interleaved_medians
 from hubert_ee.models.ctc_model import CTCModel
@@ -115,7 +114,7 @@ def speed_ratio(
         {"teacher": lambda w: teacher(w), "student": lambda w: student(w)},
         waves,
         repeats,
-        threads=max(1, os.cpu_count() or 1),
+        threads=cpu_threads(),
     )
     audio_s = sum(w.shape[1] for w in waves) / 16000
     return {
