@@ -107,7 +107,7 @@ serve-model: install
 ## process (pytest-xdist, one per core up to TEST_WORKERS; each worker's stages get its share)
 TEST_WORKERS ?= 4
 test: install
-	$(BIN)/python -m pytest -q -n auto --maxprocesses $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -n auto --maxprocesses $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 ## test-serial: the same suite in one process (clearer tracebacks, pdb)
 test-serial: install

@@ -40,11 +40,30 @@ def pytest_configure(config) -> None:
         torch.set_num_threads(int(threads["OMP_NUM_THREADS"]))
 
 
+# The longest end-to-end files, longest first (their durations in a 2-worker CI run): `make
+# test` hands files out in collection order (--no-loadscope-reorder), and one of these handed
+# out last would leave the other workers idle while it runs.
+LONGEST_FIRST = (
+    "test_new_data.py",
+    "test_faults.py",
+    "test_deployment.py",
+    "test_prepare_e2e.py",
+    "test_w2v2_e2e.py",
+    "test_executors.py",
+    "test_dvc_experiments.py",
+)
+
+
 def pytest_collection_modifyitems(config, items) -> None:
-    """End-to-end (slow) test files first: xdist hands out files in this order, and a long file
-    handed out last would leave the other workers idle at the end."""
+    """The longest files first, then the other end-to-end (slow) files, then the unit tests."""
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)  # stable: files stay whole
+
+    def rank(item) -> int:
+        if item.path.name in LONGEST_FIRST:
+            return LONGEST_FIRST.index(item.path.name)
+        return len(LONGEST_FIRST) + (item.path not in slow_files)
+
+    items.sort(key=rank)  # stable: the tests of a file stay together and in order
 
 
 # `dvc status` of a workspace where nothing changed: the source-data fingerprint (stage `corpus`,
