@@ -56,7 +56,7 @@ def models(root: Path):
 def runner(name, model, point):
     if name == "student_ee":
         return lambda w, n: model.early_exit(w, n, *point)
-    return lambda w, n: model(w, n)
+    return lambda w, n: model.logits(w, n)
 
 
 def child(name: str, root: Path, n: int) -> None:

@@ -450,6 +450,10 @@ class ExitsParams(CTCLoop):
         description="Transformer layers with a branch; null = every layer but the last",
     )
     mode: Literal["two_stage", "joint"]
+    branch: Literal["attention", "linear"] = Field(
+        description="attention: a narrow self-attention block + CTC head; linear: LayerNorm + "
+        "CTC head from the student's (branch_dim/heads/ffn/dropout then unused)"
+    )
     branch_dim: int = Field(ge=8)
     branch_heads: int = Field(ge=1)
     branch_ffn: int = Field(ge=8)

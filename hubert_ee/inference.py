@@ -184,9 +184,9 @@ class Recognizer:
             if early_exit and self.criterion is not None and th is not None:
                 res = self.model.early_exit(wave, None, self.criterion, th)
                 return self._decode(res.log_probs[0]), res.exit_layer[0]
-            out = self.model.student(wave)
+            out = self.model.student.logits(wave)
         else:
-            out = self.model(wave)
+            out = self.model.logits(wave)
         return self._decode(out.logits[0].log_softmax(-1)), self.num_layers
 
     def transcribe_array(

@@ -32,10 +32,10 @@ def test_criteria_hand_computed():
     assert confidence_score(lp, lengths).item() == pytest.approx(0.75, rel=1e-6)
 
 
-def _model(layers=(1, 2, 3)) -> EarlyExitModel:
+def _model(layers=(1, 2, 3), branch: str = "attention") -> EarlyExitModel:
     torch.manual_seed(0)
     enc = HubertEncoder(tiny())
-    return EarlyExitModel(CTCModel(enc, V), ExitConfig(layers)).eval()
+    return EarlyExitModel(CTCModel(enc, V), ExitConfig(layers, branch)).eval()
 
 
 def _count_layer_calls(model: EarlyExitModel) -> list[int]:
@@ -45,8 +45,9 @@ def _count_layer_calls(model: EarlyExitModel) -> list[int]:
     return calls
 
 
-def test_exit_at_the_first_branch_never_runs_the_layers_above():
-    model = _model()
+@pytest.mark.parametrize("branch", ["attention", "linear"])
+def test_exit_at_the_first_branch_never_runs_the_layers_above(branch):
+    model = _model(branch=branch)
     calls = _count_layer_calls(model)
     wave = torch.randn(1, 16000)
     res = model.early_exit(wave, None, "confidence", -1.0)  # every branch passes
@@ -58,8 +59,9 @@ def test_exit_at_the_first_branch_never_runs_the_layers_above():
     assert torch.allclose(res.log_probs[0], full.logits[0].log_softmax(-1), atol=1e-5)
 
 
-def test_batched_exit_drops_utterances_and_matches_batch_size_one():
-    model = _model()
+@pytest.mark.parametrize("branch", ["attention", "linear"])
+def test_batched_exit_drops_utterances_and_matches_batch_size_one(branch):
+    model = _model(branch=branch)
     calls = _count_layer_calls(model)
     torch.manual_seed(1)
     waves = [torch.randn(n) * s for n, s in ((16000, 1.0), (12000, 0.01), (20000, 3.0))]
@@ -81,6 +83,42 @@ def test_batched_exit_drops_utterances_and_matches_batch_size_one():
     for r, s in zip(res.log_probs, singles, strict=True):
         assert r.shape == s.log_probs[0].shape
         assert torch.allclose(r, s.log_probs[0], atol=1e-4)
+
+
+def test_linear_branch_starts_as_the_students_head_on_the_normalised_layer():
+    model = _model(branch="linear")
+    head = model.student.head
+    h = torch.randn(2, 7, head.in_features) * 3 + 1
+    branch = model.branches["2"]
+    expect = torch.nn.functional.layer_norm(h, (head.in_features,)) @ head.weight.T + head.bias
+    assert torch.allclose(branch(h, None), expect, atol=1e-5)
+    branch.head.weight.data.add_(1.0)  # a copy: training a branch leaves the main head alone
+    assert not torch.equal(branch.head.weight, head.weight)
+    n = sum(p.numel() for p in branch.parameters())
+    assert n == 2 * head.in_features + head.weight.numel() + head.out_features
+
+
+def test_inference_logits_skip_the_variance_head_and_equal_the_forward_logits():
+    model = _model().student
+    calls = []
+    model.variance_head.register_forward_hook(lambda *a: calls.append(1))
+    wave = torch.randn(2, 12000)
+    lengths = torch.tensor([12000, 9000])
+    out = model.logits(wave, lengths)
+    assert out.variance is None and calls == []
+    ref = model(wave, lengths)
+    assert torch.allclose(out.logits, ref.logits) and torch.equal(
+        out.frame_lengths, ref.frame_lengths
+    )
+    ee, calls = _model(), []  # the early-exit path's final head reads the logits alone too
+    ee.student.variance_head.register_forward_hook(lambda *a: calls.append(1))
+    assert ee.early_exit(wave[:1], None, "confidence", 2.0).exit_layer == [4]
+    assert calls == []
+
+
+def test_a_bad_branch_kind_is_a_clear_error():
+    with pytest.raises(ValueError, match="attention or linear, got 'conv'"):
+        ExitConfig((1,), "conv")
 
 
 def test_bad_exit_layers_are_a_clear_error():

@@ -26,6 +26,7 @@ from hubert_ee.decode.early_exit_search import (
 )
 from hubert_ee.decode.emissions import emissions, greedy_scores
 from hubert_ee.metrics.speed import Speedup, interleaved_times, paired_speedup
+from hubert_ee.models.ctc_model import CTCModel
 from hubert_ee.models.early_exit import EarlyExitModel
 
 NOBODY_EXITS = ("entropy", -1.0)  # a threshold no utterance passes: the full student
@@ -36,7 +37,7 @@ def measured_speedups(
 ) -> dict[str, Speedup]:
     """Each point's speedup over the full student, paired repeat by repeat (batch size 1)."""
     waves = [data.wave(i)[None] for i in range(min(n, len(data)))]
-    cands = {"full": lambda w: model.student(w)}
+    cands = {"full": lambda w: model.student.logits(w)}
     for crit, th in points:
         cands[f"{crit}@{th}"] = lambda w, c=crit, t=th: model.early_exit(w, None, c, t)
     times = interleaved_times(cands, waves, repeats, threads=torch.get_num_threads())
@@ -87,7 +88,7 @@ def best_on(models: dict[str, torch.nn.Module], data: ASRData) -> str:
 
 def test_report(
     model: EarlyExitModel,
-    teacher: torch.nn.Module,
+    teacher: CTCModel,
     test: ASRData,
     table: ExitTable,
     chosen: dict | None,
@@ -100,8 +101,8 @@ def test_report(
     waves = [test.wave(i)[None] for i in range(min(ts.speed_utterances, len(test)))]
     times = interleaved_times(
         {
-            "teacher": lambda w: teacher(w),
-            "student": lambda w: model.student(w),
+            "teacher": lambda w: teacher.logits(w),
+            "student": lambda w: model.student.logits(w),
             "early_exit": lambda w: model.early_exit(w, None, crit, th),
         },
         waves,

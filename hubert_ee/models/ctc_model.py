@@ -83,3 +83,9 @@ class CTCModel(nn.Module):
     ) -> CTCOutput:
         x, valid, frame_lengths = self.frontend(wave, lengths, time_mask, channel_mask)
         return self.heads(self.encoder.layers(x, valid)[-1], frame_lengths)
+
+    def logits(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> CTCOutput:
+        """Inference: the CTC logits alone. The variance head serves training and distillation
+        only; decoding reads f_t, so a deployed model does not pay for σ²."""
+        x, valid, frame_lengths = self.frontend(wave, lengths)
+        return CTCOutput(self.head(self.encoder.layers(x, valid)[-1]).float(), None, frame_lengths)

@@ -1,8 +1,11 @@
 """Early-exit branches on the student and inference that really stops (HuBERT-EE; DESIGN §8).
 
-A branch after Transformer layer i is one narrow self-attention block (down-projection to
-`branch_dim`, attention, feed-forward, LayerNorm) and a CTC head. At inference, after each
-layer that has a branch, the branch posteriors p (T frames × C classes) decide:
+A branch after Transformer layer i is either one narrow self-attention block (down-projection
+to `branch_dim`, attention, feed-forward, LayerNorm) and a CTC head (`attention`), or a
+LayerNorm and a CTC head started from the student's own head (`linear`: at batch size 1 an
+attention branch costs about half a student layer, which caps what exiting can save). At
+inference, after each layer that has a branch, the branch posteriors p (T frames × C classes)
+decide:
 
     entropy_i    = −1/(T·C) · Σ_t Σ_c p log p      exit if entropy_i < θ_e
     confidence_i = 1/T · Σ_t max_c p               exit if confidence_i > θ_c
@@ -26,10 +29,15 @@ from hubert_ee.models.transformer import EncoderLayer
 @dataclass(frozen=True)
 class ExitConfig:
     layers: tuple[int, ...]  # 1-based Transformer layers with a branch (the last has the main head)
+    branch: str = "attention"  # attention | linear
     branch_dim: int = 64
     branch_heads: int = 1
     branch_ffn: int = 128
     dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.branch not in ("attention", "linear"):
+            raise ValueError(f"exit branch must be attention or linear, got {self.branch!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -55,6 +63,22 @@ class ExitBranch(nn.Module):
 
     def forward(self, h: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
         return self.head(self.block(self.down(h), key_mask)).float()
+
+
+class LinearExitBranch(nn.Module):
+    """LayerNorm + CTC head. Starts as the student's final head read at layer i (LayerNorm at
+    identity), so before training it already makes the final layer's kind of prediction."""
+
+    def __init__(self, dim: int, head: nn.Linear):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, head.out_features)
+        with torch.no_grad():
+            self.head.weight.copy_(head.weight)
+            self.head.bias.copy_(head.bias)
+
+    def forward(self, h: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        return self.head(self.norm(h)).float()
 
 
 def entropy_score(log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -122,9 +146,13 @@ class EarlyExitModel(nn.Module):
         self.cfg = ExitConfig.from_dict({**cfg.to_dict(), "layers": sorted(cfg.layers)})
         self.student = student
         dim = student.encoder.cfg.embed_dim
-        self.branches = nn.ModuleDict(
-            {str(i): ExitBranch(dim, self.cfg, student.head.out_features) for i in self.cfg.layers}
-        )
+
+        def branch(_: int) -> nn.Module:
+            if self.cfg.branch == "linear":
+                return LinearExitBranch(dim, student.head)
+            return ExitBranch(dim, self.cfg, student.head.out_features)
+
+        self.branches = nn.ModuleDict({str(i): branch(i) for i in self.cfg.layers})
 
     @property
     def num_layers(self) -> int:
@@ -192,7 +220,7 @@ class EarlyExitModel(nn.Module):
             if i == self.num_layers:
                 if tr.layer_norm_first:
                     x = tr.layer_norm(x)
-                lp = F.log_softmax(self.student.heads(x, frame_lengths).logits, -1)
+                lp = F.log_softmax(self.student.head(x).float(), -1)  # no σ² at inference
                 for j, u in enumerate(active.tolist()):
                     results[u] = lp[j, : int(frame_lengths[j])]
                 break

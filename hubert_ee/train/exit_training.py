@@ -98,7 +98,7 @@ def exit_config(ex: ExitsParams, num_layers: int) -> ExitConfig:
     """Branches after `exits.layers` (null: every Transformer layer but the last)."""
     layers = ex.layers if ex.layers is not None else list(range(1, num_layers))
     return ExitConfig(
-        tuple(layers), ex.branch_dim, ex.branch_heads, ex.branch_ffn, ex.branch_dropout
+        tuple(layers), ex.branch, ex.branch_dim, ex.branch_heads, ex.branch_ffn, ex.branch_dropout
     )
 
 

@@ -111,7 +111,7 @@ def speed_ratio(
     teacher.cpu().eval()  # latency on the CPU at batch 1 (hubert_ee/device.py)
     student.cpu().eval()
     med = interleaved_medians(
-        {"teacher": lambda w: teacher(w), "student": lambda w: student(w)},
+        {"teacher": lambda w: teacher.logits(w), "student": lambda w: student.logits(w)},
         waves,
         repeats,
         threads=cpu_threads(),
