@@ -7,7 +7,7 @@ every utterance at layer 1 with each branch kind (no branch tested above it).
 Also the positional convolution three ways, same weights and outputs: as the model runs it
 (weight norm recomputed per call), with the weight norm applied once, and as one
 batched matmul over unfolded windows.
-Run: `python benchmarks/exit_costs.py [--root runs/default] [--seconds 4] [--repeats 30]`
+Run: `python benchmarks/exit_costs.py [--root .] [--seconds 4] [--repeats 30]`
 (the distilled student of the workspace; a randomly initialised student of the params' shape
 when the workspace has none — timings depend on shapes, not on weights).
 """
@@ -66,7 +66,7 @@ def unfolded_pos_conv(module) -> callable:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--root", default="runs/default")
+    ap.add_argument("--root", default=".", help="the workspace (default profile: the repo root)")
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--params", default="params.yaml", help="the workspace's params, or these")

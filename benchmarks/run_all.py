@@ -34,6 +34,7 @@ BENCHES = {  # name → (script args, reference it is measured against)
     "pretrain_throughput": (["pretrain.py", "--repeats", "3"], "torchaudio hubert_pretrain_model"),
     "objectives": (["objectives.py", "--repeats", "5"], "HuBERT's objective on the same encoder"),
     "inference": (["inference.py"], "the teacher (batch 1 and batched)"),
+    "exit_costs": (["exit_costs.py"], "the full student (parts at batch 1, exit ceilings)"),
 }
 
 

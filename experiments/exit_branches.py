@@ -7,8 +7,8 @@ reported on test next to the full student and the teacher).
 The choice is made on dev: the branch whose chosen dev point has the higher measured speedup
 (both within their own WER budget); test figures are reported, never used to choose. Each arm's
 speedups are ratios against the full student timed interleaved in the same process.
-Run in a workspace after `distill` (e.g. runs/default):
-  `python experiments/exit_branches.py --root runs/default
+Run in a workspace after `distill` (the default profile runs in the repo root):
+  `python experiments/exit_branches.py --root .
       [--out experiments/results/exit_branches.json]`
 """
 
@@ -71,7 +71,9 @@ def arm(root: Path, params, branch: str, state: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--root", default="runs/default", help="a workspace after `distill`")
+    ap.add_argument(
+        "--root", default=".", help="a workspace after `distill` (default profile: the repo root)"
+    )
     ap.add_argument("--branches", nargs="+", default=["attention", "linear"])
     ap.add_argument("--out", help="also write the JSON here")
     ap.add_argument("--params", default="params.yaml", help="the workspace's params, or these")
