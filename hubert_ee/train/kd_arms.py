@@ -180,7 +180,7 @@ class KDArms:
     seed_wer: dict[str, dict[int, float]] = field(default_factory=dict)  # arm → seed → target WER
 
 
-def _train_arm(
+def train_arm(
     arm: str,
     kd: KDConfig,
     dp: DistillParams,
@@ -192,6 +192,8 @@ def _train_arm(
     run_id: str,
     log_metrics: LogFn,
 ) -> tuple[CTCModel, FinetuneResult]:
+    """One arm's student, cut from `pretrained`, trained by the CTC loop with the arm's KD
+    objective and early-stopped on the target's dev WER."""
     student = new_student(dp, seed, pretrained, dev.vocab)
     train = data["labeled"] if kd.alpha == 0 or not dp.use_unlabeled else data["all"]
 
@@ -242,7 +244,7 @@ def train_kd_arms(job: KDJob, teachers: list[str]) -> KDArms:
     every_arm = arms(dp, teachers)
     for arm, kd in every_arm.items():
         run_id = fingerprint({"arm": arm, "stage": stage_key})
-        student, out.results[arm] = _train_arm(
+        student, out.results[arm] = train_arm(
             arm, kd, dp, seed, pretrained, data, dev, state_dir / f"{arm}.pt", run_id, log_metrics
         )
         out.students[arm] = student
@@ -256,7 +258,7 @@ def train_kd_arms(job: KDJob, teachers: list[str]) -> KDArms:
             kd = every_arm[arm]
             name = f"{arm}-seed{s}"
             run_id = fingerprint({"arm": arm, "stage": stage_key, "seed": s})
-            student, _ = _train_arm(
+            student, _ = train_arm(
                 name,
                 kd,
                 dp,
