@@ -32,6 +32,27 @@ from hubert_ee.models.checkpoint import load_ctc_model
 from hubert_ee.train.exit_training import train_exits
 
 
+def load_teachers(root: Path, params) -> dict:
+    paths = teacher_paths(params.data.teacher_domains, root / "models/teachers")
+    return {d: load_ctc_model(p) for d, p in paths.items()}
+
+
+def exits_then_search(params, ex, student, splits: dict, teachers: dict, state: Path, run_id: str,
+                      on_log) -> tuple:  # fmt: skip
+    """The `exits` stage's training of `student` with `ex`, then the `threshold_search` stage's
+    sweep and test report at its threads: (exits run, sweep, metrics, training seconds)."""
+    t0 = time.perf_counter()
+    run = train_exits(
+        ex, params.distill.uncertainty_samples, params.seed, student, splits, state, run_id, on_log
+    )
+    train_s = time.perf_counter() - t0
+    torch.set_num_threads(params.threshold_search.threads or cpu_threads())
+    sweep, metrics = search_operating_point(
+        run.model, teachers, splits["dev"], splits["test"], params.threshold_search
+    )
+    return run, sweep, metrics, train_s
+
+
 def arm(root: Path, params, branch: str, state: Path) -> dict:
     ex = params.exits.model_copy(update={"branch": branch})
     target = params.data.target_domain
@@ -40,25 +61,15 @@ def arm(root: Path, params, branch: str, state: Path) -> dict:
         s: domain_split(root / "data/prepared", s, target, student.vocab)
         for s in ("train", "dev", "test")
     }
-    t0 = time.perf_counter()
-    run = train_exits(
+    run, sweep, metrics, train_s = exits_then_search(
+        params,
         ex,
-        params.distill.uncertainty_samples,
-        params.seed,
         student,
         splits,
+        load_teachers(root, params),
         state / branch / "last.pt",
         f"exit_branches:{branch}",
         lambda row: print(json.dumps({"branch": branch, **row}), flush=True),
-    )
-    train_s = time.perf_counter() - t0
-    teachers = {
-        d: load_ctc_model(p)
-        for d, p in teacher_paths(params.data.teacher_domains, root / "models/teachers").items()
-    }
-    torch.set_num_threads(params.threshold_search.threads or cpu_threads())
-    sweep, metrics = search_operating_point(
-        run.model, teachers, splits["dev"], splits["test"], params.threshold_search
     )
     pareto = [
         {k: r[k] for k in ("criterion", "threshold", "wer", "mean_exit_layer",

@@ -21,18 +21,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
+from exit_branches import exits_then_search, load_teachers  # experiments/exit_branches.py
 from report import emit  # experiments/report.py (the script's folder is on sys.path)
 
 from hubert_ee.config import load_params
 from hubert_ee.data.asr_data import domain_split
 from hubert_ee.data.vocab import CharVocab
-from hubert_ee.decode.operating_point import search_operating_point
-from hubert_ee.decode.teacher_outputs import teacher_paths
 from hubert_ee.device import cpu_threads
-from hubert_ee.models.checkpoint import load_ctc_model, load_encoder
+from hubert_ee.models.checkpoint import load_encoder
 from hubert_ee.models.student import parameter_count
-from hubert_ee.train.exit_training import train_exits
 from hubert_ee.train.kd_arms import arms, kd_data, speed_ratio, test_scores, train_arm
 
 SHAPES = [
@@ -48,9 +45,7 @@ def shape_arm(root: Path, params, shape: dict, state: Path) -> dict:
     target, domains = params.data.target_domain, params.data.teacher_domains
     vocab = CharVocab()
     manifests = root / "data/prepared"
-    teachers = {
-        d: load_ctc_model(p) for d, p in teacher_paths(domains, root / "models/teachers").items()
-    }
+    teachers = load_teachers(root, params)
     data = kd_data(manifests, root / "data/teacher_outputs", domains, target, False, vocab)
     splits = {s: domain_split(manifests, s, target, vocab) for s in ("train", "dev", "test")}
     name = json.dumps(shape, sort_keys=True)
@@ -71,21 +66,17 @@ def shape_arm(root: Path, params, shape: dict, state: Path) -> dict:
     student.eval()
     test_wer = test_scores(student, {target: splits["test"]}, dp.eval_batch_seconds)["wer"][target]
     teacher = next(iter(teachers.values()))
-    torch.set_num_threads(params.threshold_search.threads or cpu_threads())
     dev_ratio = speed_ratio(teacher, student, splits["dev"], dp.speed_utterances, dp.speed_repeats)
-    run = train_exits(
+    run, _, ts, _ = exits_then_search(
+        params,
         params.exits,
-        dp.uncertainty_samples,
-        params.seed,
         student,
         splits,
+        teachers,
         state / "exits.pt",
         f"student_shapes:{name}:exits",
         lambda row: None,
     )
-    torch.set_num_threads(params.threshold_search.threads or cpu_threads())
-    _, ts = search_operating_point(run.model, teachers, splits["dev"], splits["test"],
-                                   params.threshold_search)  # fmt: skip
     dev_ee = ts["dev"]["chosen_speedup_measured"] or 1.0
     return {
         "student": {**params.distill.student, **shape},

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hubert_ee.config import Params, ParamsError, ParamsView, load_params, select_params
+from hubert_ee.device import cpu_threads
 from hubert_ee.provenance import code_version, inputs_digest
 from hubert_ee.tracking import StageTracker
 from hubert_ee.train.checkpointing import begin_stage, complete_stage, fingerprint
@@ -114,8 +115,6 @@ def run_stage(
             begin_stage(state)
         if all_threads:
             import torch
-
-            from hubert_ee.device import cpu_threads
 
             torch.set_num_threads(cpu_threads())
         with StageTracker(name, declared) as tracker:

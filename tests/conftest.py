@@ -21,7 +21,9 @@ def _worker_threads() -> dict[str, str]:
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers <= 1 or "OMP_NUM_THREADS" in os.environ:
         return {}
-    return {"OMP_NUM_THREADS": str(max(1, len(os.sched_getaffinity(0)) // workers))}
+    from hubert_ee.device import cpu_threads  # OMP_NUM_THREADS is unset here: the CPU set
+
+    return {"OMP_NUM_THREADS": str(max(1, cpu_threads() // workers))}
 
 
 ENV = {

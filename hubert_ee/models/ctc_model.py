@@ -66,11 +66,15 @@ class CTCModel(nn.Module):
             x = x.masked_fill(channel_mask[:, None, :], 0.0)
         return x, valid, frame_lengths
 
-    def heads(self, h: torch.Tensor, lengths: torch.Tensor | None) -> CTCOutput:
+    def heads(
+        self, h: torch.Tensor, lengths: torch.Tensor | None, variance: bool = True
+    ) -> CTCOutput:
+        """`variance=False`: the logits alone (inference: decoding reads f_t, only training and
+        distillation read σ², so a deployed model does not pay for it)."""
         h = self.final_dropout(h)
         logits = self.head(h).float()
         var = None
-        if self.variance_head is not None:
+        if variance and self.variance_head is not None:
             var = F.softplus(self.variance_head(h).float())
         return CTCOutput(logits, var, lengths)
 
@@ -85,7 +89,6 @@ class CTCModel(nn.Module):
         return self.heads(self.encoder.layers(x, valid)[-1], frame_lengths)
 
     def logits(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> CTCOutput:
-        """Inference: the CTC logits alone. The variance head serves training and distillation
-        only; decoding reads f_t, so a deployed model does not pay for σ²."""
+        """Inference: `forward` without the variance head."""
         x, valid, frame_lengths = self.frontend(wave, lengths)
-        return CTCOutput(self.head(self.encoder.layers(x, valid)[-1]).float(), None, frame_lengths)
+        return self.heads(self.encoder.layers(x, valid)[-1], frame_lengths, variance=False)

@@ -146,13 +146,14 @@ class EarlyExitModel(nn.Module):
         self.cfg = ExitConfig.from_dict({**cfg.to_dict(), "layers": sorted(cfg.layers)})
         self.student = student
         dim = student.encoder.cfg.embed_dim
-
-        def branch(_: int) -> nn.Module:
-            if self.cfg.branch == "linear":
-                return LinearExitBranch(dim, student.head)
-            return ExitBranch(dim, self.cfg, student.head.out_features)
-
-        self.branches = nn.ModuleDict({str(i): branch(i) for i in self.cfg.layers})
+        self.branches = nn.ModuleDict(
+            {
+                str(i): LinearExitBranch(dim, student.head)
+                if self.cfg.branch == "linear"
+                else ExitBranch(dim, self.cfg, student.head.out_features)
+                for i in self.cfg.layers
+            }
+        )
 
     @property
     def num_layers(self) -> int:
@@ -220,7 +221,7 @@ class EarlyExitModel(nn.Module):
             if i == self.num_layers:
                 if tr.layer_norm_first:
                     x = tr.layer_norm(x)
-                lp = F.log_softmax(self.student.head(x).float(), -1)  # no σ² at inference
+                lp = F.log_softmax(self.student.heads(x, frame_lengths, variance=False).logits, -1)
                 for j, u in enumerate(active.tolist()):
                     results[u] = lp[j, : int(frame_lengths[j])]
                 break
