@@ -45,6 +45,7 @@ from hubert_ee.models.supernet import (  # noqa: E402
     validity_errors,
 )
 from hubert_ee.models.supernet_head import SupernetDistillModel  # noqa: E402
+from hubert_ee.models.supernet_loss import top_k_layers  # noqa: E402
 from hubert_ee.train import distributed  # noqa: E402
 from hubert_ee.train.checkpointing import fingerprint  # noqa: E402
 from hubert_ee.train.pretrain import evaluate, train  # noqa: E402
@@ -100,7 +101,8 @@ def main() -> None:
     torch.manual_seed(params.seed)
     teacher = load_encoder(args.teacher).eval()
     space, probes = space_and_probes(teacher.cfg)
-    model = SupernetDistillModel(copy.deepcopy(teacher).train(), teacher, space, args.top_k)
+    target = top_k_layers(args.top_k, teacher.cfg.num_layers)
+    model = SupernetDistillModel(copy.deepcopy(teacher).train(), teacher, space, target)
     data = PretrainData([load_split(args.manifests, s) for s in km.fit_splits], None, teacher.cfg)
     valid = PretrainData([load_split(args.manifests, km.eval_split)], None, teacher.cfg)
     d = distributed.setup()

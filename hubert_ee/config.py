@@ -442,6 +442,65 @@ class DistillParams(CTCTrainParams):
     speed_utterances: int = Field(ge=1)
 
 
+class SupernetSpace(_Strict):
+    """The subnets the supernet trains and the search scores (DESIGN §9): every combination
+    that the width's heads and the positional conv's groups divide."""
+
+    embed_dims: list[Annotated[int, Field(ge=8)]] = Field(min_length=1)
+    heads: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
+    ffn_ratios: list[Annotated[float, Field(gt=0, le=16)]] = Field(
+        min_length=1, description="FFN width as a multiple of the subnet's own width"
+    )
+    depths: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
+
+
+class SupernetParams(_Strict):
+    """LightHuBERT once-for-all training from the last pretrained encoder, then the subnet
+    search whose choice is the distillation student (DESIGN §9). The loop's masks, batches and
+    optimiser settings not named here are `pretrain`'s."""
+
+    num_layers: int | None = Field(
+        ge=1,
+        description="the supernet's depth (null: the teacher's); layers beyond the "
+        "teacher's start random",
+    )
+    space: SupernetSpace
+    target_layers: list[Annotated[int, Field(ge=1)]] = Field(
+        min_length=1,
+        description="teacher layers (1-based) whose instance-normalised average "
+        "every subnet predicts on masked frames",
+    )
+    stage1_steps: int = Field(ge=0, description="updates of the largest subnet only")
+    stage2_steps: int = Field(ge=0, description="updates with a subnet drawn per micro-batch")
+    lr: float = Field(gt=0, le=1)
+    warmup_steps: int = Field(ge=1)
+    max_batch_seconds: float = Field(gt=0, le=100_000)
+    eval_batches: int = Field(ge=1, description="dev batches each candidate is scored on")
+    max_params_ratio: float = Field(
+        gt=0, le=1, description="size budget: subnet parameters / the teacher's"
+    )
+    latency_budget_rel: float = Field(
+        gt=0,
+        description="latency budget: subnet / teacher median time at batch 1, same "
+        "process (a ratio, so that it means the same on every host)",
+    )
+    latency_budget_ms: float | None = Field(
+        gt=0, description="an absolute batch-1 budget per utterance on top (null: none)"
+    )
+    latency_utterances: int = Field(ge=1, description="dev utterances timed at batch 1")
+    latency_batch: int = Field(ge=1, description="utterances per padded batch (batched timing)")
+    latency_repeats: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> SupernetParams:
+        if self.num_layers is not None and max(self.space.depths) > self.num_layers:
+            raise ValueError(
+                f"supernet.space.depths go to {max(self.space.depths)}, deeper than "
+                f"supernet.num_layers {self.num_layers}"
+            )
+        return self
+
+
 class ExitsParams(CTCLoop):
     """Early-exit branches on the student (DESIGN §8)."""
 
@@ -511,6 +570,7 @@ class Params(_Strict):
     model: ModelConfig
     pretrain: PretrainConfig
     finetune: FinetuneParams
+    supernet: SupernetParams
     distill: DistillParams
     exits: ExitsParams
     orchestration: OrchestrationParams

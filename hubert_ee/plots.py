@@ -127,3 +127,50 @@ def pareto_plot(
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+SUBNET_COLUMNS = [
+    "embed_dim", "num_heads", "ffn_dim", "num_layers", "params", "params_ratio", "dev_loss",
+    "dev_cosine", "batch1_ms", "batched_ms", "latency_rel", "batched_rel", "within_budget",
+    "pareto",
+]  # fmt: skip
+
+
+def subnet_pareto_plot(
+    rows: list[dict],
+    chosen: dict,
+    max_params_ratio: float,
+    latency_budget_rel: float,
+    csv_path: Path,
+) -> None:
+    """The subnet search: every scored subnet's dev distillation loss against its measured
+    batch-1 latency (a fraction of the teacher's), the Pareto front, the budgets, the choice;
+    the rows as a CSV beside it (PNG)."""
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(csv_path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=SUBNET_COLUMNS)
+        w.writeheader()
+        w.writerows({k: r[k] for k in SUBNET_COLUMNS} for r in rows)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for small, style, label in (
+        (True, dict(color="tab:blue"), f"params <= {max_params_ratio:g} x teacher"),
+        (False, dict(color="0.65"), "larger"),
+    ):
+        pts = [r for r in rows if (r["params_ratio"] <= max_params_ratio) == small]
+        ax.scatter([r["latency_rel"] for r in pts], [r["dev_loss"] for r in pts], s=18,
+                   label=label, **style)  # fmt: skip
+    front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["latency_rel"])
+    ax.plot([r["latency_rel"] for r in front], [r["dev_loss"] for r in front], "k-", lw=0.8,
+            label="Pareto front")  # fmt: skip
+    ax.axvline(latency_budget_rel, color="r", lw=0.8, ls="--", label="latency budget")
+    ax.plot([chosen["latency_rel"]], [chosen["dev_loss"]], "*", ms=16, color="gold",
+            markeredgecolor="k", label="chosen: {embed_dim}/{num_heads}/{ffn_dim}/{num_layers}".format(**chosen))  # fmt: skip
+    ax.set_xlabel("measured batch-1 time / teacher's")
+    ax.set_ylabel("dev distillation loss (masked L1)")
+    ax.set_title("subnet search: width / heads / FFN / depth")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(csv_path.with_suffix(".png"), dpi=110)
+    plt.close(fig)

@@ -156,6 +156,7 @@ def test_served_deployment_runs_the_dag_registers_and_is_idempotent(tmp_path):
             "kmeans_iter1": ["pnmi", "phone_purity", "cluster_purity", "pnmi/read"],
             "pretrain_iter2": ["loss", "masked_acc", "steps", "audio_seconds_per_s"],
             "finetune@read": ["wer/read", "wer/phone", "cer/lecture", "wer_scratch/read", "params"],
+            "supernet": ["params_subnet", "params_supernet", "budget_ms", "latency_rel"],
             "distill": ["wer/student_only/phone", "wer/unc_kd/phone", "wer/unc_kd_read/read",
                         "params_student", "params_teacher", "speed_ratio"],
             "threshold_search": ["wer_full", "wer_ee", "speedup_measured", "speedup_flops",

@@ -30,6 +30,7 @@ STAGES = [
     "pretrain_iter2",
     "finetune@read",
     "finetune@lecture",
+    "supernet",
     "teacher_outputs",
     "distill",
     "exits",

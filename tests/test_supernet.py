@@ -17,7 +17,12 @@ from hubert_ee.models.supernet import (
     validity_errors,
 )
 from hubert_ee.models.supernet_head import SupernetDistillModel
-from hubert_ee.models.supernet_loss import instance_norm, layer_average_target, masked_l1
+from hubert_ee.models.supernet_loss import (
+    instance_norm,
+    layer_average_target,
+    masked_l1,
+    top_k_layers,
+)
 
 SPACE = SearchSpace(embed_dims=(32, 48, 64), heads=(2, 4), ffn_ratios=(1.0, 2.0), depths=(1, 2, 3))
 
@@ -109,18 +114,21 @@ def test_instance_norm_uses_only_valid_frames():
     assert y.squeeze().tolist() == [-1.0, 1.0, 0.0]  # mean 2, std 1 over the two valid frames
 
 
-def test_the_target_averages_the_normalised_top_k_layers():
+def test_the_target_averages_the_chosen_normalised_layers():
     a = torch.tensor([[[0.0], [2.0]]])  # normalised: -1, 1
     b = torch.tensor([[[10.0], [0.0]]])  # normalised: 1, -1
     c = torch.tensor([[[5.0], [6.0]]])  # normalised: -1, 1
-    t = layer_average_target([a, b, c], None, top_k=2)
+    assert top_k_layers(2, 3) == (2, 3) and top_k_layers(3, 3) == (1, 2, 3)
+    t = layer_average_target([a, b, c], None, top_k_layers(2, 3))
     torch.testing.assert_close(t.squeeze(), torch.tensor([0.0, 0.0]), atol=1e-4, rtol=0)
-    torch.testing.assert_close(
-        layer_average_target([a, b, c], None, 1).squeeze(), torch.tensor([-1.0, 1.0]),
-        atol=1e-4, rtol=0,
-    )  # fmt: skip
-    with pytest.raises(ValueError, match="top_k 4 outside 1..3"):
-        layer_average_target([a, b, c], None, 4)
+    for which, expect in (((3,), [-1.0, 1.0]), ((1, 3), [-1.0, 1.0]), ((1, 2), [0.0, 0.0])):
+        torch.testing.assert_close(
+            layer_average_target([a, b, c], None, which).squeeze(), torch.tensor(expect),
+            atol=1e-4, rtol=0,
+        )  # fmt: skip
+    for bad in ((4,), (0, 1), ()):
+        with pytest.raises(ValueError, match="must be a non-empty subset of 1..3"):
+            layer_average_target([a, b, c], None, bad)
 
 
 def test_masked_l1_sums_over_dims_and_averages_over_masked_frames():
@@ -135,7 +143,9 @@ def test_masked_l1_sums_over_dims_and_averages_over_masked_frames():
 def _distill_model(sample: str) -> SupernetDistillModel:
     torch.manual_seed(3)
     teacher = HubertEncoder(replace(_cfg("logmel", False), embed_dim=48, num_heads=4, ffn_dim=96))
-    return SupernetDistillModel(HubertEncoder(_cfg("logmel", False)), teacher, SPACE, 2, sample)
+    return SupernetDistillModel(
+        HubertEncoder(_cfg("logmel", False)), teacher, SPACE, top_k_layers(2, 3), sample
+    )
 
 
 def test_the_distillation_loss_is_the_extracted_subnet_predicting_the_teacher_target():

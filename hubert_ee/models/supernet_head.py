@@ -1,5 +1,5 @@
 """LightHuBERT's training model (DESIGN §9): the supernet, run as one subnet per forward,
-predicts a frozen teacher's instance-normalised top-k layer average on masked frames.
+predicts a frozen teacher's instance-normalised average of chosen layers on masked frames.
 
 Stage 1 trains only the largest subnet (`sample: largest`); stage 2, once-for-all, draws a
 subnet per forward (`sample: uniform`). The prediction head is elastic too: a subnet of width d
@@ -11,6 +11,8 @@ has no weights).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +31,7 @@ class SupernetDistillModel(nn.Module):
         supernet: HubertEncoder,
         teacher: HubertEncoder,
         space: SearchSpace,
-        top_k: int,
+        target_layers: Sequence[int],
         sample: str = "uniform",
     ):
         super().__init__()
@@ -43,7 +45,12 @@ class SupernetDistillModel(nn.Module):
         self.encoder = supernet
         self.teacher = teacher.eval().requires_grad_(False)
         self.head = nn.Linear(supernet.cfg.embed_dim, teacher.cfg.embed_dim)
-        self.space, self.top_k, self.sample = space, top_k, sample
+        if any(not 1 <= i <= teacher.cfg.num_layers for i in target_layers) or not target_layers:
+            raise ValueError(
+                f"target layers {list(target_layers)} must be a non-empty subset of the "
+                f"teacher's layers 1..{teacher.cfg.num_layers}"
+            )
+        self.space, self.target_layers, self.sample = space, tuple(target_layers), sample
         self.supernet = Supernet(supernet)
         self.fixed: Subnet | None = None  # set: every forward runs this one (evaluation)
 
@@ -75,7 +82,9 @@ class SupernetDistillModel(nn.Module):
         x, valid, _ = self.supernet.call(sub, "features", wave, lengths)
         with torch.no_grad():  # the same frames as the teacher's (same stride, checked above)
             target = layer_average_target(
-                self.teacher.hidden_states(wave, lengths)[0], valid, self.top_k
+                self.teacher.hidden_states(wave, lengths, max(self.target_layers))[0],
+                valid,
+                self.target_layers,
             )
         mask = mask & valid
         x = torch.where(

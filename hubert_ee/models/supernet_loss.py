@@ -1,11 +1,14 @@
 """LightHuBERT's pre-training distillation loss (DESIGN §9): a subnet, fed masked input,
-predicts the teacher's average of its top-k layer outputs on the masked frames, each layer
-instance-normalised over the time of its own utterance first (data2vec's target).
+predicts the teacher's average of a set of its layer outputs on the masked frames (the top k in
+the paper), each layer instance-normalised over the time of its own utterance first (data2vec's
+target).
 
     L = 1/|M| Σ_{i∈M} ‖ f̄ᵗ_i(x) − fˢ_i(x̂) ‖₁
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 
@@ -22,13 +25,22 @@ def instance_norm(x: torch.Tensor, valid: torch.Tensor | None, eps: float = 1e-5
     return (x - mean) / torch.sqrt(var + eps) * w
 
 
+def top_k_layers(k: int, num_layers: int) -> tuple[int, ...]:
+    """The paper's target layers: the last k of num_layers (1-based)."""
+    return tuple(range(num_layers - k + 1, num_layers + 1))
+
+
 def layer_average_target(
-    layers: list[torch.Tensor], valid: torch.Tensor | None, top_k: int
+    layers: list[torch.Tensor], valid: torch.Tensor | None, which: Sequence[int]
 ) -> torch.Tensor:
-    """The mean of the last `top_k` layers, each instance-normalised."""
-    if not 1 <= top_k <= len(layers):
-        raise ValueError(f"top_k {top_k} outside 1..{len(layers)} (the teacher's layers)")
-    return torch.stack([instance_norm(h, valid) for h in layers[-top_k:]]).mean(0)
+    """The mean of the layers numbered `which` (1-based, as the encoder counts its Transformer
+    layers), each instance-normalised."""
+    bad = [i for i in which if not 1 <= i <= len(layers)]
+    if bad or not which:
+        raise ValueError(
+            f"target layers {list(which)} must be a non-empty subset of 1..{len(layers)}"
+        )
+    return torch.stack([instance_norm(layers[i - 1], valid) for i in which]).mean(0)
 
 
 def masked_l1(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
