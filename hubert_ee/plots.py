@@ -105,9 +105,15 @@ def table_with_curves(
 
 
 def pareto_plot(
-    rows: list[dict], wer_full: float, budget: float, chosen: dict | None, path: Path
+    rows: list[dict],
+    wer_full: float,
+    budget: float,
+    chosen: dict | None,
+    path: Path,
+    static: list[dict] = (),
 ) -> None:
-    """Dev WER against measured speedup for every (criterion, threshold) point."""
+    """Dev WER against measured speedup for every (criterion, threshold) point, and the static
+    alternatives (`static`: the student's first k layers + branch k, every utterance)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -115,6 +121,12 @@ def pareto_plot(
         pts = [r for r in rows if r["criterion"] == crit]
         ax.plot([r["speedup_measured"] for r in pts], [r["wer"] for r in pts], marker,
                 label=crit, alpha=0.8)  # fmt: skip
+    if static:
+        ax.plot([r["speedup_measured"] for r in static], [r["wer"] for r in static], "^--",
+                color="tab:green", label="static: first k layers + branch k")  # fmt: skip
+        for r in static:
+            ax.annotate(str(r["layer"]), (r["speedup_measured"], r["wer"]), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")  # fmt: skip
     ax.axhline(wer_full, color="k", lw=0.8, label="full student")
     ax.axhline(budget, color="r", lw=0.8, ls="--", label="WER budget")
     if chosen:
@@ -163,7 +175,8 @@ def subnet_pareto_plot(
     front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["latency_rel"])
     ax.plot([r["latency_rel"] for r in front], [r["dev_loss"] for r in front], "k-", lw=0.8,
             label="Pareto front")  # fmt: skip
-    ax.axvline(latency_budget_rel, color="r", lw=0.8, ls="--", label="latency budget")
+    if latency_budget_rel <= 1.5 * max(r["latency_rel"] for r in rows):  # else off the chart
+        ax.axvline(latency_budget_rel, color="r", lw=0.8, ls="--", label="latency budget")
     ax.plot([chosen["latency_rel"]], [chosen["dev_loss"]], "*", ms=16, color="gold",
             markeredgecolor="k", label="chosen: {embed_dim}/{num_heads}/{ffn_dim}/{num_layers}".format(**chosen))  # fmt: skip
     ax.set_xlabel("measured batch-1 time / teacher's")

@@ -38,7 +38,7 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
     s, metrics = search_operating_point(model, teachers, dev, test, ts)
     plots = Path(args.plots)
     write_pareto_csv(s, plots)
-    pareto_plot(s.rows, s.wer_full, s.wer_budget, s.chosen, plots.with_suffix(".png"))
+    pareto_plot(s.rows, s.wer_full, s.wer_budget, s.chosen, plots.with_suffix(".png"), s.static)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     point = {"criterion": metrics["criterion"], "threshold": metrics["threshold"]}

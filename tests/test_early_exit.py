@@ -60,6 +60,18 @@ def test_exit_at_the_first_branch_never_runs_the_layers_above(branch):
 
 
 @pytest.mark.parametrize("branch", ["attention", "linear"])
+def test_a_static_exit_runs_the_first_k_layers_and_their_branch(branch):
+    model = _model(branch=branch)
+    calls = _count_layer_calls(model)
+    wave = torch.randn(1, 16000)
+    out = model.static_exit(wave, 2)
+    assert calls == [1, 1, 0, 0]
+    torch.testing.assert_close(out, model(wave).exits[2], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="no exit branch at layer 4"):
+        model.static_exit(wave, 4)
+
+
+@pytest.mark.parametrize("branch", ["attention", "linear"])
 def test_batched_exit_drops_utterances_and_matches_batch_size_one(branch):
     model = _model(branch=branch)
     calls = _count_layer_calls(model)

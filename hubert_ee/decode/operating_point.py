@@ -26,6 +26,7 @@ from hubert_ee.decode.early_exit_search import (
 )
 from hubert_ee.decode.emissions import emissions, greedy_scores
 from hubert_ee.metrics.speed import Speedup, interleaved_times, paired_speedup
+from hubert_ee.metrics.wer import wer
 from hubert_ee.models.ctc_model import CTCModel
 from hubert_ee.models.early_exit import EarlyExitModel
 
@@ -44,6 +45,29 @@ def measured_speedups(
     return {k: paired_speedup(times["full"], v) for k, v in times.items() if k != "full"}
 
 
+def static_points(model: EarlyExitModel, dev: ASRData, table: ExitTable, n: int, repeats: int):
+    """Every branch as a static model (all utterances leave at its layer): dev WER from the
+    table, speedup over the full student measured as the sweep's (paired, batch size 1)."""
+    waves = [dev.wave(i)[None] for i in range(min(n, len(dev)))]
+    cands = {"full": lambda w: model.student.logits(w)}
+    for layer in model.cfg.layers:
+        cands[str(layer)] = lambda w, k=layer: model.static_exit(w, k)
+    times = interleaved_times(cands, waves, repeats, threads=torch.get_num_threads())
+    rows = []
+    for j, layer in enumerate(model.cfg.layers):
+        sp = paired_speedup(times["full"], times[str(layer)])
+        rows.append(
+            {
+                "layer": layer,
+                "wer": round(wer(table.refs, table.hyps[j]), 5),
+                "speedup_measured": round(sp.median, 4),
+                "speedup_low": round(sp.low, 4),
+                "speedup_high": round(sp.high, 4),
+            }
+        )
+    return rows
+
+
 @dataclass
 class Sweep:
     rows: list[
@@ -52,6 +76,7 @@ class Sweep:
     wer_full: float  # the full student's dev WER
     wer_budget: float
     chosen: dict | None  # the chosen row; None: serve the full student
+    static: list[dict]  # each branch as a static model: layer, dev WER, measured speedup
 
 
 def sweep(
@@ -72,7 +97,8 @@ def sweep(
         r["speedup_low"], r["speedup_high"] = round(sp.low, 4), round(sp.high, 4)
     wer_full = evaluate_point(table, *NOBODY_EXITS)["wer"]
     budget = wer_full * (1 + ts.max_wer_increase_rel)
-    return Sweep(rows, wer_full, budget, choose_operating_point(rows, budget))
+    static = static_points(model, dev, table, ts.speed_utterances, ts.speed_repeats)
+    return Sweep(rows, wer_full, budget, choose_operating_point(rows, budget), static)
 
 
 def greedy_wer(model: torch.nn.Module, data: ASRData, batch_s: float = 60.0) -> float:
@@ -137,6 +163,13 @@ def dev_summary(s: Sweep) -> dict:
         "chosen_wer": round(c["wer"], 5) if c else None,
         "chosen_speedup_measured": c["speedup_measured"] if c else None,
         "chosen_speedup_range": [c["speedup_low"], c["speedup_high"]] if c else None,
+        "static": {
+            str(r["layer"]): {k: r[k] for k in ("wer", "speedup_measured")} for r in s.static
+        },
+        "static_within_budget_fastest": max(
+            (r["speedup_measured"] for r in s.static if r["wer"] <= s.wer_budget + 1e-12),
+            default=None,
+        ),
     }
 
 

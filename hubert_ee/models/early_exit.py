@@ -194,6 +194,20 @@ class EarlyExitModel(nn.Module):
         return ExitOutput(final.logits, final.variance, frame_lengths, exits)
 
     @torch.no_grad()
+    def static_exit(self, wave: torch.Tensor, layer: int) -> torch.Tensor:
+        """Logits of the first `layer` layers and that layer's branch, for every utterance: the
+        smaller static model inside the student (what dynamic exit is compared with)."""
+        if str(layer) not in self.branches:
+            raise ValueError(f"no exit branch at layer {layer}; branches: {self.cfg.layers}")
+        tr = self.student.encoder.encoder.transformer
+        x, valid, _ = self.student.frontend(wave, None)
+        key_mask = None if valid is None else valid[:, None, None, :]
+        x = tr.embed(x)
+        for layer_module in tr.layers[:layer]:
+            x = layer_module(x, key_mask)
+        return self.branches[str(layer)](x, key_mask)
+
+    @torch.no_grad()
     def early_exit(
         self,
         wave: torch.Tensor,
