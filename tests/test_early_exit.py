@@ -186,3 +186,13 @@ def test_exit_criterion_is_strict_and_names_a_bad_criterion():
     assert torch.equal(rule.passes(lp, lengths), rule.score(lp, lengths) > 0.5)
     with pytest.raises(ValueError, match="entropy or confidence, got 'margin'"):
         ExitCriterion("margin", 0.5)
+
+
+def test_a_one_layer_student_gets_a_clear_error_not_an_empty_optimizer(root):
+    from hubert_ee.config import load_params
+    from hubert_ee.train.exit_training import exit_config
+
+    ex = load_params(root / "params.yaml").exits
+    assert exit_config(ex, 3).layers == (1, 2)
+    with pytest.raises(ValueError, match="has 1 Transformer layer"):
+        exit_config(ex, 1)

@@ -97,6 +97,11 @@ def mean_exit_wer(max_batch_seconds: float):
 def exit_config(ex: ExitsParams, num_layers: int) -> ExitConfig:
     """Branches after `exits.layers` (null: every Transformer layer but the last)."""
     layers = ex.layers if ex.layers is not None else list(range(1, num_layers))
+    if not layers:
+        raise ValueError(
+            f"the student has {num_layers} Transformer layer(s): no layer below the last for an "
+            "exit branch; give it 2 or more (supernet.space.depths, distill.student)"
+        )
     return ExitConfig(
         tuple(layers), ex.branch, ex.branch_dim, ex.branch_heads, ex.branch_ffn, ex.branch_dropout
     )

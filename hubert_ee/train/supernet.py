@@ -85,6 +85,9 @@ def train_supernet(
             f"{encoder.cfg.num_layers}: every width must be divisible by its heads and by "
             f"pos_conv_groups ({encoder.cfg.pos_conv_groups})"
         )
+    torch.manual_seed(
+        seed
+    )  # the prediction head's init; dropout below (the loop restores it on resume)
     model = SupernetDistillModel(encoder.train(), teacher, space, sp.target_layers, "largest")
     results = {}
     for i, ((name, sample), steps) in enumerate(
@@ -93,6 +96,7 @@ def train_supernet(
         if steps == 0:
             continue
         model.sample = sample
+        torch.manual_seed(seed + i)
 
         def log(row: dict, name: str = name) -> None:
             if on_log:
