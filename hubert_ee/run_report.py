@@ -20,11 +20,15 @@ HEADLINE = (
     r"pretrain_iter\d+/(masked_acc|wall_s)",
     r"finetune_[^/]+/(wer/[^/]+|wer_scratch/[^/]+|wer_low_label(_scratch)?/[^/]+)",
     r"finetune_[^/]+/uncertainty/(spearman_cer|auroc_token)",
+    r"supernet/(params_subnet|params_ratio|latency_rel|dev_loss_chosen)",
     r"distill/(wer/[^/]+/[^/]+|wer_mean/[^/]+|wer_spread/[^/]+|params_student|param_ratio|speed_ratio)",
     r"threshold_search/(wer_full|wer_ee|wer_teacher|speedup_measured|speedup_teacher_to_ee)",
 )
 # lower is better for these; the rest (PNMI, accuracy, speed-up, ρ, AUROC) higher is better
-LOWER_IS_BETTER = re.compile(r"(^|/)(wer|cer|wall_s|fit_seconds|domain_pnmi|params_student)")
+LOWER_IS_BETTER = re.compile(
+    r"(^|/)(wer|cer|wall_s|fit_seconds|domain_pnmi|params_student|params_subnet|params_ratio"
+    r"|latency_rel|dev_loss)"
+)
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, float]:

@@ -44,6 +44,9 @@ def test_verdict_knows_which_way_is_better():
     assert rr.verdict("kmeans_iter2/pnmi", 0.3, 0.4) == "worse"
     assert rr.verdict("threshold_search/speedup_measured", 2.0, 1.6) == "better"
     assert rr.verdict("threshold_search/wer_ee", 0.5, 0.5) == "="
+    assert rr.verdict("supernet/latency_rel", 0.4, 0.5) == "better"
+    assert rr.verdict("supernet/params_subnet", 9e5, 8e5) == "worse"
+    assert rr.verdict("supernet/dev_loss_chosen", 190.0, 191.0) == "better"
 
 
 def test_table_keeps_figures_only_one_run_has():
