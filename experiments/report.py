@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 
@@ -15,3 +16,21 @@ def emit(report: dict, out: str | None, partial: bool = False) -> None:
         Path(out).write_text(text + "\n")
     if not partial:
         print(text)
+
+
+def arm_row(result, scores: dict, target: str, started: float) -> dict:
+    """The fields every trained-arm row reports: best dev WER (the choice), test WER and CER of
+    the target (reported only) and the wall time since `started` (time.perf_counter())."""
+    return {
+        "dev_wer": round(result.best["wer"], 5),
+        "test_wer": scores["wer"][target],
+        "test_cer": scores["cer"][target],
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+
+
+def add_row(report: dict, row: dict, out: str | None) -> None:
+    """Append a finished row, show it, and keep the partial report on disk."""
+    report["rows"].append(row)
+    print(row, flush=True)
+    emit(report, out, partial=True)

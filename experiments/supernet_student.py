@@ -22,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from report import emit  # experiments/report.py (the script's folder is on sys.path)
+# experiments/report.py (the script's folder is on sys.path)
+from report import add_row, arm_row, emit
 
 from hubert_ee.config import load_params
 from hubert_ee.data.asr_data import domain_split
@@ -73,16 +74,8 @@ def main() -> None:
                     )  # fmt: skip
                     student.eval()
                     t = test_scores(student, {target: test}, dp.eval_batch_seconds)
-                    report["rows"].append(
-                        {
-                            "shape": shape_name, **sub.as_dict(), "init": init, "seed": seed,
-                            "dev_wer": round(result.best["wer"], 5),
-                            "test_wer": t["wer"][target], "test_cer": t["cer"][target],
-                            "wall_s": round(time.perf_counter() - t0, 1),
-                        }
-                    )  # fmt: skip
-                    print(report["rows"][-1], flush=True)
-                    emit(report, args.out, partial=True)
+                    row = {"shape": shape_name, **sub.as_dict(), "init": init, "seed": seed}
+                    add_row(report, {**row, **arm_row(result, t, target, t0)}, args.out)
     summary = {}
     for shape_name in shapes:
         for init in ("slice", "supernet"):

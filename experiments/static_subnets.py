@@ -1,0 +1,143 @@
+"""Is dynamic early exit better than a smaller static model (issue 15, item 3)? The threshold
+search compares the exit point with truncations of the distilled student; this compares it with
+the supernet's own shallower subnets, each distilled on its own by the arm `distill` kept.
+
+For every subnet (the chosen width, heads and FFN at depths 1-3 and the chosen depth, plus a
+wider 2-layer one): extracted from the trained supernet, trained with the `distill` stage's kept
+arm (`metrics/distill.json` best_arm) on several seeds, scored on target dev (choice) and test
+(report). Speed: the seed-1234 model of each subnet at batch size 1 on the threshold search's
+dev utterances, interleaved with the committed full student (`models/distill`) and the committed
+early-exit model at its operating point (`models/exits`, `models/threshold_search`), paired
+speedup over the full student as in `threshold_search`.
+
+Run in a workspace after `threshold_search` (the default profile: the repo root):
+  `python experiments/static_subnets.py [--root .] [--seeds 1234 1235]
+      [--out experiments/results/static_subnets.json]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+# experiments/report.py (the script's folder is on sys.path)
+from report import add_row, arm_row, emit
+
+from hubert_ee.config import load_params
+from hubert_ee.data.asr_data import domain_split
+from hubert_ee.data.vocab import CharVocab
+from hubert_ee.device import cpu_threads
+from hubert_ee.metrics.speed import interleaved_times, paired_speedup
+from hubert_ee.models.checkpoint import load_ctc_model, load_early_exit_model, load_encoder
+from hubert_ee.models.supernet import Subnet, Supernet
+from hubert_ee.train.kd_arms import arms, kd_data, test_scores, train_arm
+
+
+def subnets(chosen: Subnet) -> dict[str, Subnet]:
+    c = chosen
+    shapes = {f"depth{d}": Subnet(c.embed_dim, c.num_heads, c.ffn_dim, d) for d in (1, 2, 3)}
+    shapes["wide_depth2"] = Subnet(192, 4, 384, 2)
+    shapes[f"depth{c.num_layers}"] = c  # the student itself, retrained here on the same seeds
+    return shapes
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--root", default=".", help="a workspace after `threshold_search`")
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1234, 1235])
+    ap.add_argument("--out", help="also write the JSON here")
+    args = ap.parse_args()
+    root, params = Path(args.root), load_params(args.params)
+    torch.set_num_threads(cpu_threads())
+    target, domains = params.data.target_domain, params.data.teacher_domains
+    ts = params.threshold_search
+    vocab, manifests = CharVocab(), root / "data/prepared"
+    data = kd_data(manifests, root / "data/teacher_outputs", domains, target, False, vocab)
+    dev = domain_split(manifests, "dev", target, vocab)
+    test = domain_split(manifests, "test", target, vocab)
+    supernet = Supernet(load_encoder(root / "models/supernet/supernet.safetensors"))
+    chosen = Subnet(**json.loads((root / "metrics/supernet.json").read_text())["subnet"])
+    arm = json.loads((root / "metrics/distill.json").read_text())["best_arm"]
+    search = json.loads((root / "metrics/threshold_search.json").read_text())
+    dp = params.distill.model_copy(update={"student": {}})
+    report: dict = {
+        "root": str(root), "threads": cpu_threads(), "seeds": args.seeds, "arm": arm,
+        "dynamic": {
+            "criterion": search["criterion"], "threshold": search["threshold"],
+            "dev_wer": search["dev"]["chosen_wer"], "test_wer": search["wer_ee"],
+            "dev_wer_full": search["dev"]["wer_full"], "dev_wer_budget": search["dev"]["wer_budget"],
+        },
+        "rows": [],
+    }  # fmt: skip
+    kept: dict[str, torch.nn.Module] = {}
+    with tempfile.TemporaryDirectory() as state:
+        for name, sub in subnets(chosen).items():
+            for seed in args.seeds:
+                t0 = time.perf_counter()
+                student, result = train_arm(
+                    arm, arms(dp, domains)[arm], dp, seed, supernet.extract(sub), data, dev,
+                    Path(state) / f"{name}_{seed}", f"static_subnets:{name}:{seed}",
+                    lambda m, step: None,
+                )  # fmt: skip
+                student.eval()
+                t = test_scores(student, {target: test}, dp.eval_batch_seconds)
+                if seed == args.seeds[0]:
+                    kept[name] = student.cpu()
+                row = {"name": name, **sub.as_dict(), "seed": seed,
+                       "params": sum(p.numel() for p in student.parameters())}  # fmt: skip
+                add_row(report, {**row, **arm_row(result, t, target, t0)}, args.out)
+
+    full = load_ctc_model(root / "models/distill/student.safetensors").eval()
+    ee = load_early_exit_model(root / "models/exits/model.safetensors").eval()
+    crit, th = search["criterion"], search["threshold"]
+    waves = [dev.wave(i)[None] for i in range(min(ts.speed_utterances, len(dev)))]
+    cands = {
+        "full": lambda w: full.logits(w),
+        "dynamic": lambda w: ee.early_exit(w, None, crit, th),
+    }
+    for name, m in kept.items():
+        cands[name] = lambda w, m=m: m.logits(w)
+    times = interleaved_times(cands, waves, ts.speed_repeats, threads=cpu_threads())
+    speed = {k: paired_speedup(times["full"], v) for k, v in times.items() if k != "full"}
+    report["dynamic"]["speedup_measured"] = round(speed["dynamic"].median, 4)
+    report["dynamic"]["speedup_range"] = [
+        round(speed["dynamic"].low, 4),
+        round(speed["dynamic"].high, 4),
+    ]
+
+    summary = {}
+    for name in kept:
+        rows = [r for r in report["rows"] if r["name"] == name]
+        dev_w = [r["dev_wer"] for r in rows]
+        sp = speed[name]
+        summary[name] = {
+            **{k: rows[0][k] for k in ("embed_dim", "num_heads", "ffn_dim", "num_layers", "params")},
+            "dev_wer_mean": round(statistics.mean(dev_w), 5),
+            "dev_wer_spread": round(max(dev_w) - min(dev_w), 5),
+            "test_wer_mean": round(statistics.mean(r["test_wer"] for r in rows), 5),
+            "speedup_measured": round(sp.median, 4),
+            "speedup_range": [round(sp.low, 4), round(sp.high, 4)],
+            "within_wer_budget": statistics.mean(dev_w) <= search["dev"]["wer_budget"],
+        }  # fmt: skip
+    report["summary"] = summary
+    dyn = speed["dynamic"]
+    static_in_budget = {n: s for n, s in summary.items() if s["within_wer_budget"]}
+    fastest = max(
+        static_in_budget, key=lambda n: static_in_budget[n]["speedup_measured"], default=None
+    )
+    report["fastest_static_within_budget"] = fastest
+    report["dynamic_clearly_faster"] = bool(
+        fastest is not None and dyn.low > summary[fastest]["speedup_range"][1]
+    )
+    emit(report, args.out)
+
+
+if __name__ == "__main__":
+    main()
