@@ -110,6 +110,10 @@ AUGMENT = {
     "pretrained_aug": ("pretrained", {**DEFAULT, "augment": AUG}),
     "pretrained_aug_phone": ("pretrained", {**DEFAULT, "augment": {**AUG, "noise_prob": 0.8,
                                                                   "telephone_prob": 0.8}}),
+    # half of the utterances corrupted (the rest clean), most of those through the telephone
+    # channel: does the teacher keep learning its own domain and hear the target better?
+    "pretrained_aug_half": ("pretrained", {**DEFAULT, "augment": {**AUG, "prob": 0.5,
+                                                                 "telephone_prob": 0.8}}),
     "scratch": ("scratch", DEFAULT),
     "scratch_aug": ("scratch", {**DEFAULT, "augment": AUG}),
 }  # fmt: skip
