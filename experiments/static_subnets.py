@@ -67,6 +67,7 @@ def main() -> None:
     arm = json.loads((root / "metrics/distill.json").read_text())["best_arm"]
     search = json.loads((root / "metrics/threshold_search.json").read_text())
     dp = params.distill.model_copy(update={"student": {}})
+    kd = arms(dp, domains)[arm]
     report: dict = {
         "root": str(root), "threads": cpu_threads(), "seeds": args.seeds, "arm": arm,
         "dynamic": {
@@ -82,7 +83,7 @@ def main() -> None:
             for seed in args.seeds:
                 t0 = time.perf_counter()
                 student, result = train_arm(
-                    arm, arms(dp, domains)[arm], dp, seed, supernet.extract(sub), data, dev,
+                    arm, kd, dp, seed, supernet.extract(sub), data, dev,
                     Path(state) / f"{name}_{seed}", f"static_subnets:{name}:{seed}",
                     lambda m, step: None,
                 )  # fmt: skip
