@@ -4,9 +4,9 @@ attention exit branch, a linear exit branch, the CTC head and the variance head 
 interleaved in one process (medians over repeats), and the speedup ceilings they imply: exiting
 every utterance at layer 1 with each branch kind (no branch tested above it).
 
-Also the positional convolution three ways, same weights and outputs: as the model runs it
-(weight norm recomputed per call), with the weight norm applied once, and as one
-batched matmul over unfolded windows.
+The front end and the positional convolution are timed in both forms (hubert_ee.models.
+inference_form: the training form, and the inference form that speed figures use); the
+ceilings use the inference form.
 Run: `python benchmarks/exit_costs.py [--root .] [--seconds 4] [--repeats 30]`
 (the distilled student of the workspace; a randomly initialised student of the params' shape
 when the workspace has none — timings depend on shapes, not on weights).
@@ -22,7 +22,6 @@ import statistics
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from hubert_ee.config import load_params
 from hubert_ee.data.vocab import CharVocab
@@ -32,6 +31,7 @@ from hubert_ee.models.checkpoint import load_ctc_model
 from hubert_ee.models.ctc_model import CTCModel
 from hubert_ee.models.early_exit import EarlyExitModel, ExitConfig
 from hubert_ee.models.encoder import HubertEncoder
+from hubert_ee.models.inference_form import inference_form
 from hubert_ee.models.student import student_config
 
 
@@ -41,27 +41,6 @@ def student_model(root: Path, params) -> tuple[CTCModel, str]:
         return load_ctc_model(path), str(path)
     cfg = student_config(params.model.encoder_config(), params.distill.student)
     return CTCModel(HubertEncoder(cfg), CharVocab()), "random init (no distilled student)"
-
-
-def unfolded_pos_conv(module) -> callable:
-    """The same grouped convolution as unfold + one batched matmul per group."""
-    conv = module.conv
-    w = conv.weight.detach()  # (dim, dim/groups, kernel), weight norm applied once
-    groups, k, pad = conv.groups, conv.kernel_size[0], conv.padding[0]
-    dim = w.shape[0]
-    wg = w.view(groups, dim // groups, dim // groups * k)  # (g, out_g, in_g*k)
-    b = conv.bias.detach()
-
-    def run(x: torch.Tensor) -> torch.Tensor:  # x: (1, T, dim)
-        t = x.shape[1]
-        xp = F.pad(x.transpose(1, 2), (pad, pad))  # (1, dim, T + 2 pad)
-        win = xp.unfold(2, k, 1)[..., :t, :]  # (1, dim, T, k)
-        win = win.view(groups, dim // groups, t, k).permute(0, 2, 1, 3).reshape(groups, t, -1)
-        y = torch.bmm(win, wg.transpose(1, 2))  # (g, T, out_g)
-        y = y.permute(1, 0, 2).reshape(1, t, dim) + b
-        return F.gelu(y)
-
-    return run
 
 
 def main() -> None:
@@ -77,6 +56,7 @@ def main() -> None:
     torch.manual_seed(0)
     student, source = student_model(root, params)
     student.eval()
+    folded = inference_form(student_model(root, params)[0])
     layers = tuple(range(1, student.encoder.cfg.num_layers))
     attn = EarlyExitModel(student, ExitConfig(layers, "attention", **_branch(params))).eval()
     lin = EarlyExitModel(student, ExitConfig(layers, "linear")).eval()
@@ -86,15 +66,13 @@ def main() -> None:
         x, valid, _ = student.frontend(wave, None)
         e = tr.embed(x)
         km = valid[:, None, None, :] if valid is not None else None
-        pos = tr.pos_conv_embed
-        unfolded, fixed = unfolded_pos_conv(pos), fixed_weight_pos_conv(pos)
-        for alt in (unfolded, fixed):
-            assert torch.allclose(alt(x), pos(x), atol=1e-4), "a pos conv variant differs"
+        pos, pos_folded = tr.pos_conv_embed, folded.encoder.encoder.transformer.pos_conv_embed
+        assert torch.allclose(pos_folded(x), pos(x), atol=1e-4), "the inference form differs"
     parts = {
-        "front_end": lambda w: student.frontend(w, None),
-        "pos_conv": lambda w: pos(x),
-        "pos_conv_fixed_weight": lambda w: fixed(x),
-        "pos_conv_unfolded": lambda w: unfolded(x),
+        "front_end_training_form": lambda w: student.frontend(w, None),
+        "front_end": lambda w: folded.frontend(w, None),
+        "pos_conv_training_form": lambda w: pos(x),
+        "pos_conv": lambda w: pos_folded(x),
         **{f"layer_{i}": (lambda w, m=m: m(e, km)) for i, m in enumerate(tr.layers, start=1)},
         "attention_branch": lambda w: attn.branches["1"](e, km),
         "linear_branch": lambda w: lin.branches["1"](e, km),
@@ -102,8 +80,9 @@ def main() -> None:
         "variance_head": lambda w: (
             student.variance_head(e) if student.variance_head is not None else None
         ),
-        "student_logits": lambda w: student.logits(w),
-        "student_forward_with_variance": lambda w: student(w),
+        "student_logits_training_form": lambda w: student.logits(w),
+        "student_logits": lambda w: folded.logits(w),
+        "student_forward_with_variance": lambda w: folded(w),
     }
     times = interleaved_times(parts, [wave], args.repeats, threads=torch.get_num_threads())
     ms = {k: round(1000 * statistics.median(v), 3) for k, v in times.items()}
@@ -147,20 +126,6 @@ def _branch(params) -> dict:
     ex = params.exits
     return {"branch_dim": ex.branch_dim, "branch_heads": ex.branch_heads,
             "branch_ffn": ex.branch_ffn, "dropout": ex.branch_dropout}  # fmt: skip
-
-
-def fixed_weight_pos_conv(module) -> callable:
-    """The convolution with the weight norm applied once (what folding it at export does)."""
-    conv = module.conv
-    w, b = conv.weight.detach().clone(), conv.bias.detach()
-
-    def run(x: torch.Tensor) -> torch.Tensor:
-        y = F.conv1d(x.transpose(1, 2), w, b, padding=conv.padding, groups=conv.groups)
-        if module.num_remove:
-            y = y[..., : -module.num_remove]
-        return F.gelu(y).transpose(1, 2)
-
-    return run
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from hubert_ee.data.manifest import load_split  # noqa: E402
 from hubert_ee.data.vocab import CharVocab  # noqa: E402
 from hubert_ee.metrics.speed import interleaved_medians  # noqa: E402
 from hubert_ee.models.checkpoint import load_ctc_model, load_early_exit_model  # noqa: E402
+from hubert_ee.models.inference_form import inference_form  # noqa: E402
 
 
 def operating_point(root: Path) -> tuple[str, float]:
@@ -39,12 +40,15 @@ def operating_point(root: Path) -> tuple[str, float]:
 
 
 def load_one(root: Path, params, name: str):
+    """The model in its inference form (hubert_ee.models.inference_form)."""
     if name == "teacher":
         teacher = params.data.teacher_domains[0]
-        return load_ctc_model(root / f"models/teachers/{teacher}/model.safetensors")
-    if name == "student":
-        return load_ctc_model(root / "models/distill/student.safetensors")
-    return load_early_exit_model(root / "models/exits/model.safetensors")
+        model = load_ctc_model(root / f"models/teachers/{teacher}/model.safetensors")
+    elif name == "student":
+        model = load_ctc_model(root / "models/distill/student.safetensors")
+    else:
+        model = load_early_exit_model(root / "models/exits/model.safetensors")
+    return inference_form(model)
 
 
 def models(root: Path):

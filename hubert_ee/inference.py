@@ -29,6 +29,7 @@ from hubert_ee.models.checkpoint import (
 )
 from hubert_ee.models.ctc_model import CTCModel
 from hubert_ee.models.early_exit import EarlyExitModel
+from hubert_ee.models.inference_form import inference_form
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 MIN_SAMPLES = 400  # one 25 ms frame at 16 kHz
@@ -164,7 +165,7 @@ class Recognizer:
             if isinstance(model, EarlyExitModel) and cand.exists():
                 point = json.loads(cand.read_text())
                 break
-        return cls(model, point["criterion"], point["threshold"])
+        return cls(inference_form(model), point["criterion"], point["threshold"])
 
     @property
     def num_layers(self) -> int:

@@ -20,6 +20,7 @@ from hubert_ee.decode.operating_point import search_operating_point, write_paret
 from hubert_ee.decode.teacher_outputs import teacher_paths
 from hubert_ee.device import cpu_threads
 from hubert_ee.models.checkpoint import load_ctc_model, load_early_exit_model
+from hubert_ee.models.inference_form import inference_form
 from hubert_ee.plots import pareto_plot
 from hubert_ee.tracking import StageTracker
 from tasks.common import run_stage, stage_parser, write_metrics
@@ -28,11 +29,11 @@ from tasks.common import run_stage, stage_parser, write_metrics
 def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> None:
     ts, target = params.threshold_search, params.data.target_domain
     torch.set_num_threads(ts.threads or cpu_threads())
-    model = load_early_exit_model(args.model)
+    model = inference_form(load_early_exit_model(args.model))
     dev = domain_split(args.manifests, "dev", target, model.student.vocab)
     test = domain_split(args.manifests, "test", target, model.student.vocab)
     teachers = {
-        d: load_ctc_model(p)
+        d: inference_form(load_ctc_model(p))
         for d, p in teacher_paths(params.data.teacher_domains, args.teachers).items()
     }
     s, metrics = search_operating_point(model, teachers, dev, test, ts)

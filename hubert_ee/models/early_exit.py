@@ -221,42 +221,37 @@ class EarlyExitModel(nn.Module):
         tr = enc.encoder.transformer
         x, valid, frame_lengths = self.student.frontend(wave, lengths)
         b = x.shape[0]
-        if frame_lengths is None:
+        if frame_lengths is None:  # no padding: no masks (attention takes its unmasked path)
             frame_lengths = torch.full((b,), x.shape[1], device=x.device)
-        if valid is None:
-            valid = torch.ones(b, x.shape[1], dtype=torch.bool, device=x.device)
-        active = torch.arange(b, device=x.device)
+        active = list(range(b))  # the batch rows' utterances; Python lists: no per-row syncs
         results: list[torch.Tensor | None] = [None] * b
         exit_layer = [self.num_layers] * b
         x = tr.embed(x)
         for i, layer in enumerate(tr.layers, start=1):
-            key_mask = valid[:, None, None, :]
+            key_mask = None if valid is None else valid[:, None, None, :]
             x = layer(x, key_mask)
             if i == self.num_layers:
                 if tr.layer_norm_first:
                     x = tr.layer_norm(x)
                 lp = F.log_softmax(self.student.heads(x, frame_lengths, variance=False).logits, -1)
-                for j, u in enumerate(active.tolist()):
-                    results[u] = lp[j, : int(frame_lengths[j])]
+                for j, (u, n) in enumerate(zip(active, frame_lengths.tolist(), strict=True)):
+                    results[u] = lp[j, :n]
                 break
             if str(i) not in self.branches:
                 continue
             lp = F.log_softmax(self.branches[str(i)](x, key_mask), -1)
-            done = rule.passes(lp, frame_lengths)
-            for j in done.nonzero().squeeze(1).tolist():
-                u = int(active[j])
-                results[u] = lp[j, : int(frame_lengths[j])]
-                exit_layer[u] = i
-            if bool(done.all()):
+            done = rule.passes(lp, frame_lengths).tolist()
+            for j, (u, n, d) in enumerate(zip(active, frame_lengths.tolist(), done, strict=True)):
+                if d:
+                    results[u], exit_layer[u] = lp[j, :n], i
+            if all(done):
                 break
-            if bool(done.any()):
-                keep = ~done
-                x, valid, frame_lengths, active = (
-                    x[keep],
-                    valid[keep],
-                    frame_lengths[keep],
-                    active[keep],
-                )
+            if any(done):
+                keep = torch.tensor([not d for d in done], device=x.device)
+                active = [u for u, d in zip(active, done, strict=True) if not d]
+                x, frame_lengths = x[keep], frame_lengths[keep]
                 t = int(frame_lengths.max())  # trim padding the remaining utterances do not need
-                x, valid = x[:, :t], valid[:, :t]
+                x = x[:, :t]
+                if valid is not None:
+                    valid = valid[keep][:, :t]
         return EarlyExitResult(results, exit_layer)  # type: ignore[arg-type]

@@ -39,6 +39,18 @@ class LogMelFrontend(nn.Module):
             center=False,
             power=2.0,
         )
+        self.folded = False
+
+    def fold(self) -> None:
+        """Inference form: the power spectrum as re² + im² of a real FFT over framed audio,
+        where torchaudio takes |X| (a complex abs, the slowest op of the front end) and
+        squares it; equal to rounding. `train()` turns it off."""
+        self.folded = True
+
+    def train(self, mode: bool = True) -> LogMelFrontend:
+        if mode:
+            self.folded = False
+        return super().train(mode)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return torch.clamp(
@@ -49,10 +61,17 @@ class LogMelFrontend(nn.Module):
         """(batch, samples) → (batch, frames, n_mels); `lengths` (samples) keeps padding out of
         the per-utterance statistics."""
         with torch.autocast(wave.device.type, enabled=False):
-            x = self.mel(wave.float()).transpose(1, 2)
+            x = self._mel_folded(wave.float()) if self.folded else self.mel(wave.float())
+            x = x.transpose(1, 2)
             if self.norm == "none":
                 return torch.log(x + 1e-6)
             return self._normalise(torch.log(x.clamp_min(_ABS_FLOOR)), lengths)
+
+    def _mel_folded(self, wave: torch.Tensor) -> torch.Tensor:
+        """(batch, samples) → (batch, n_mels, frames), as `self.mel` (center=False)."""
+        frames = wave.unfold(-1, self.window, self.hop) * self.mel.spectrogram.window
+        power = torch.view_as_real(torch.fft.rfft(frames)).pow(2).sum(-1)
+        return (power @ self.mel.mel_scale.fb).transpose(1, 2)
 
     def _normalise(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         frames = x.shape[1]

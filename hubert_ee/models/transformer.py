@@ -10,19 +10,48 @@ from hubert_ee.models.config import EncoderConfig
 
 
 class ConvPositionalEmbedding(nn.Module):
-    """Grouped conv over time (weight-normalised, as fairseq/torchaudio), then GELU."""
+    """Grouped conv over time (weight-normalised, as fairseq/torchaudio), then GELU.
+
+    `fold()` switches to the inference form: the weight norm applied once, and the grouped
+    convolution as one batched matmul over unfolded windows (the same sums in another order; on
+    CPU the grouped-conv kernel is the slowest part of a narrow model at batch size 1:
+    benchmarks/exit_costs.py). The folded weight is a non-persistent buffer, so checkpoints keep
+    their layout; `train()` drops it."""
 
     def __init__(self, dim: int, kernel: int, groups: int):
         super().__init__()
         conv = nn.Conv1d(dim, dim, kernel, padding=kernel // 2, groups=groups)
         self.conv = nn.utils.parametrizations.weight_norm(conv, name="weight", dim=2)
         self.num_remove = 1 if kernel % 2 == 0 else 0
+        self.register_buffer("folded_weight", None, persistent=False)
+
+    @torch.no_grad()
+    def fold(self) -> None:
+        w = self.conv.weight  # (dim, dim / groups, kernel): the weight norm applied
+        g = self.conv.groups
+        self.folded_weight = w.reshape(g, w.shape[0] // g, -1).transpose(1, 2).contiguous()
+
+    def train(self, mode: bool = True) -> ConvPositionalEmbedding:
+        if mode:
+            self.folded_weight = None
+        return super().train(mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.folded_weight is not None:
+            return F.gelu(self._windows_matmul(x))
         y = self.conv(x.transpose(1, 2))
         if self.num_remove:
             y = y[..., : -self.num_remove]
         return F.gelu(y).transpose(1, 2)
+
+    def _windows_matmul(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, frames, dim) → the convolution's output, same layout, before the GELU."""
+        b, t, dim = x.shape
+        g, k, pad = self.conv.groups, self.conv.kernel_size[0], self.conv.padding[0]
+        win = F.pad(x.transpose(1, 2), (pad, pad)).unfold(2, k, 1)[..., :t, :]  # (b, dim, t, k)
+        win = win.reshape(b, g, dim // g, t, k).permute(0, 1, 3, 2, 4).reshape(b, g, t, -1)
+        y = torch.matmul(win, self.folded_weight)  # (b, g, t, dim / g)
+        return y.permute(0, 2, 1, 3).reshape(b, t, dim) + self.conv.bias
 
 
 class SelfAttention(nn.Module):

@@ -22,6 +22,7 @@ from hubert_ee.features.store import FrameStore
 from hubert_ee.metrics.speed import interleaved_medians
 from hubert_ee.models.ctc_model import CTCModel
 from hubert_ee.models.encoder import HubertEncoder
+from hubert_ee.models.inference_form import inference_form
 from hubert_ee.models.student import init_from_teacher, parameter_count, student_config
 from hubert_ee.train.checkpointing import fingerprint
 from hubert_ee.train.distill import (
@@ -108,8 +109,8 @@ def speed_ratio(
 ) -> dict[str, float]:
     """Median time for n target-test utterances at batch size 1, teacher vs student."""
     waves = [data.wave(i)[None] for i in range(min(n, len(data)))]
-    teacher.cpu().eval()  # latency on the CPU at batch 1 (hubert_ee/device.py)
-    student.cpu().eval()
+    inference_form(teacher.cpu())  # latency on the CPU at batch 1 (hubert_ee/device.py)
+    inference_form(student.cpu())
     med = interleaved_medians(
         {"teacher": lambda w: teacher.logits(w), "student": lambda w: student.logits(w)},
         waves,

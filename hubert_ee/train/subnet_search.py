@@ -17,6 +17,7 @@ import torch
 from hubert_ee.config import PretrainConfig, SupernetParams
 from hubert_ee.metrics.speed import interleaved_medians
 from hubert_ee.models.encoder import HubertEncoder
+from hubert_ee.models.inference_form import inference_form
 from hubert_ee.models.student import parameter_count
 from hubert_ee.models.supernet import Subnet
 from hubert_ee.models.supernet_head import SupernetDistillModel
@@ -88,7 +89,7 @@ def latencies(
     """Median ms per utterance of each encoder's forward, at batch 1 over `waves` and over
     padded batches of `batch` of them, all candidates interleaved (metrics.speed)."""
     for e in encoders.values():
-        e.cpu().eval()
+        inference_form(e.cpu())
     singles = [w.reshape(1, -1) for w in waves]
     batches = [_padded(waves[i : i + batch]) for i in range(0, len(waves), batch)]
     one = interleaved_medians({n: e for n, e in encoders.items()}, singles, repeats, threads)
