@@ -23,8 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from hubert_ee import run_report as rr
-from hubert_ee.run_tracking import parent_run, publish, tag_run
-from hubert_ee.tracking import PARENT_ENV
+from hubert_ee.run_tracking import parent_run, publish, relay, stage_env, tag_run
 
 
 def stage_graph(root: str | Path) -> dict[str, set[str]]:
@@ -102,10 +101,9 @@ def pipeline(root: str = ".", max_parallel: int = 2, registry: bool = True) -> d
             "DVC_NO_ANALYTICS": "1",
             "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
         }
-        if parent_id:
-            env[PARENT_ENV] = parent_id
+        env.update(stage_env(root, parent_id))
         futures = {}
-        with ThreadPoolTaskRunner(max_workers=max_parallel) as runner:
+        with relay(root, parent_id), ThreadPoolTaskRunner(max_workers=max_parallel) as runner:
             for stage in topological(graph):
                 futures[stage] = runner.submit(
                     run_stage.with_options(task_run_name=stage),

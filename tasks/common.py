@@ -117,7 +117,7 @@ def run_stage(
             import torch
 
             torch.set_num_threads(cpu_threads())
-        with StageTracker(name, declared) as tracker:
+        with StageTracker(name, declared, background=True) as tracker:
             main(ParamsView(params, keys), args, tracker)
         if state is not None and rank0:
             complete_stage(state, args.stage_key)
