@@ -35,6 +35,7 @@ BENCHES = {  # name → (script args, reference it is measured against)
     "objectives": (["objectives.py", "--repeats", "5"], "HuBERT's objective on the same encoder"),
     "inference": (["inference.py"], "the teacher (batch 1 and batched)"),
     "exit_costs": (["exit_costs.py"], "the full student (parts at batch 1, exit ceilings)"),
+    "inference_form": (["inference_form.py"], "the same models in their training form"),
 }
 
 
