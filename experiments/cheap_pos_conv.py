@@ -29,9 +29,7 @@ Run in a workspace after `threshold_search` (the default profile: the repo root)
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import statistics
 import tempfile
 import time
@@ -41,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 # experiments/report.py (the script's folder is on sys.path)
+from kept_arm import kept_arm, retrain_parser
 from report import add_row, arm_row, emit
 
 from hubert_ee.config import load_params
@@ -49,12 +48,11 @@ from hubert_ee.data.vocab import CharVocab
 from hubert_ee.decode.operating_point import search_operating_point
 from hubert_ee.device import cpu_threads
 from hubert_ee.metrics.speed import interleaved_times, paired_speedup
-from hubert_ee.models.checkpoint import load_ctc_model, load_encoder
+from hubert_ee.models.checkpoint import load_ctc_model
 from hubert_ee.models.encoder import HubertEncoder
 from hubert_ee.models.inference_form import inference_form
-from hubert_ee.models.supernet import Subnet, Supernet
 from hubert_ee.train.exit_training import train_exits
-from hubert_ee.train.kd_arms import arms, kd_data, test_scores, train_arm
+from hubert_ee.train.kd_arms import test_scores, train_arm
 
 VARIANTS = ("as_is", "depthwise", "half_kernel")
 
@@ -118,28 +116,21 @@ def fastest_form(ee):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--root", default=".", help="a workspace after `threshold_search`")
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1234, 1235])
+    ap = retrain_parser(__doc__)
     ap.add_argument("--repeats", type=int, default=15, help="interleaved timing repeats")
-    ap.add_argument("--out", help="also write the JSON here")
     args = ap.parse_args()
     root, params = Path(args.root), load_params(args.params)
     torch.set_num_threads(cpu_threads())
-    target, domains = params.data.target_domain, params.data.teacher_domains
+    target = params.data.target_domain
     ts, vocab, manifests = params.threshold_search, CharVocab(), root / "data/prepared"
-    data = kd_data(manifests, root / "data/teacher_outputs", domains, target, False, vocab)
     splits = {s: domain_split(manifests, s, target, vocab) for s in ("train", "dev", "test")}
-    supernet = Supernet(load_encoder(root / "models/supernet/supernet.safetensors"))
-    chosen = Subnet(**json.loads((root / "metrics/supernet.json").read_text())["subnet"])
-    arm = json.loads((root / "metrics/distill.json").read_text())["best_arm"]
-    search = json.loads((root / "metrics/threshold_search.json").read_text())
+    k = kept_arm(root, params, vocab)
+    supernet, chosen, arm, dp, kd, data, search = (
+        k.supernet, k.chosen, k.arm, k.dp, k.kd, k.data, k.search
+    )  # fmt: skip
     teacher = inference_form(
         load_ctc_model(root / f"models/teachers/{search['teacher']}/model.safetensors")
     )
-    dp = params.distill.model_copy(update={"student": {}})
-    kd = arms(dp, domains)[arm]
     report: dict = {"root": str(root), "threads": cpu_threads(), "seeds": args.seeds,
                     "arm": arm, "teacher": search["teacher"], "rows": [], "exits": {}}  # fmt: skip
     early_exits: dict[str, tuple] = {}

@@ -17,8 +17,6 @@ Run in a workspace after `threshold_search` (the default profile: the repo root)
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -27,6 +25,7 @@ from pathlib import Path
 import torch
 
 # experiments/report.py (the script's folder is on sys.path)
+from kept_arm import kept_arm, retrain_parser
 from report import add_row, arm_row, emit
 
 from hubert_ee.config import load_params
@@ -34,9 +33,9 @@ from hubert_ee.data.asr_data import domain_split
 from hubert_ee.data.vocab import CharVocab
 from hubert_ee.device import cpu_threads
 from hubert_ee.metrics.speed import interleaved_times, paired_speedup
-from hubert_ee.models.checkpoint import load_ctc_model, load_early_exit_model, load_encoder
-from hubert_ee.models.supernet import Subnet, Supernet
-from hubert_ee.train.kd_arms import arms, kd_data, test_scores, train_arm
+from hubert_ee.models.checkpoint import load_ctc_model, load_early_exit_model
+from hubert_ee.models.supernet import Subnet
+from hubert_ee.train.kd_arms import test_scores, train_arm
 
 
 def subnets(chosen: Subnet) -> dict[str, Subnet]:
@@ -48,26 +47,18 @@ def subnets(chosen: Subnet) -> dict[str, Subnet]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--root", default=".", help="a workspace after `threshold_search`")
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1234, 1235])
-    ap.add_argument("--out", help="also write the JSON here")
-    args = ap.parse_args()
+    args = retrain_parser(__doc__).parse_args()
     root, params = Path(args.root), load_params(args.params)
     torch.set_num_threads(cpu_threads())
-    target, domains = params.data.target_domain, params.data.teacher_domains
+    target = params.data.target_domain
     ts = params.threshold_search
     vocab, manifests = CharVocab(), root / "data/prepared"
-    data = kd_data(manifests, root / "data/teacher_outputs", domains, target, False, vocab)
     dev = domain_split(manifests, "dev", target, vocab)
     test = domain_split(manifests, "test", target, vocab)
-    supernet = Supernet(load_encoder(root / "models/supernet/supernet.safetensors"))
-    chosen = Subnet(**json.loads((root / "metrics/supernet.json").read_text())["subnet"])
-    arm = json.loads((root / "metrics/distill.json").read_text())["best_arm"]
-    search = json.loads((root / "metrics/threshold_search.json").read_text())
-    dp = params.distill.model_copy(update={"student": {}})
-    kd = arms(dp, domains)[arm]
+    k = kept_arm(root, params, vocab)
+    supernet, chosen, arm, dp, kd, data, search = (
+        k.supernet, k.chosen, k.arm, k.dp, k.kd, k.data, k.search
+    )  # fmt: skip
     report: dict = {
         "root": str(root), "threads": cpu_threads(), "seeds": args.seeds, "arm": arm,
         "dynamic": {
