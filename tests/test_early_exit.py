@@ -30,6 +30,11 @@ def test_criteria_hand_computed():
     assert entropy_score(lp, lengths).item() == pytest.approx(math.log(2) / 4, rel=1e-5)
     # confidence: mean over frames of the max probability = (0.5 + 1.0) / 2
     assert confidence_score(lp, lengths).item() == pytest.approx(0.75, rel=1e-6)
+    # no lengths: every frame counts (batch-1 inference); the same scores as full lengths
+    full = torch.tensor([3])
+    for score in (entropy_score, confidence_score):
+        assert score(lp, None).item() == pytest.approx(score(lp, full).item(), rel=1e-6)
+    assert confidence_score(lp, None).item() == pytest.approx((0.5 + 1.0 + 0.7) / 3, rel=1e-6)
 
 
 def _model(layers=(1, 2, 3), branch: str = "attention") -> EarlyExitModel:

@@ -81,18 +81,23 @@ class LinearExitBranch(nn.Module):
         return self.head(self.norm(h)).float()
 
 
-def entropy_score(log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """−1/(T·C) Σ_t Σ_c p log p per utterance over its T valid frames."""
+def entropy_score(log_probs: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """−1/(T·C) Σ_t Σ_c p log p per utterance over its T valid frames (`lengths` None: every
+    frame is valid, the batch-1 inference case, computed without masks)."""
     p = log_probs.exp()
     per_frame = -(p * log_probs).sum(-1)  # (batch, frames)
-    valid = torch.arange(log_probs.shape[1], device=lengths.device)[None] < lengths[:, None]
     c = log_probs.shape[-1]
+    if lengths is None:
+        return per_frame.mean(1) / c
+    valid = torch.arange(log_probs.shape[1], device=lengths.device)[None] < lengths[:, None]
     return (per_frame * valid).sum(1) / (lengths.clamp(min=1) * c)
 
 
-def confidence_score(log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """1/T Σ_t max_c p per utterance."""
-    top = log_probs.exp().amax(-1)
+def confidence_score(log_probs: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """1/T Σ_t max_c p per utterance (`lengths` None: every frame is valid)."""
+    top = log_probs.amax(-1).exp()  # exp is monotone: exp of the max, T exps instead of T·C
+    if lengths is None:
+        return top.mean(1)
     valid = torch.arange(log_probs.shape[1], device=lengths.device)[None] < lengths[:, None]
     return (top * valid).sum(1) / lengths.clamp(min=1)
 
@@ -109,7 +114,7 @@ class ExitCriterion:
         if self.name not in ("entropy", "confidence"):
             raise ValueError(f"criterion must be entropy or confidence, got {self.name!r}")
 
-    def score(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def score(self, log_probs: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         """The criterion's score per utterance of a branch's log-posteriors."""
         fn = entropy_score if self.name == "entropy" else confidence_score
         return fn(log_probs, lengths)
@@ -118,7 +123,7 @@ class ExitCriterion:
         """True where a score lets the utterance exit."""
         return scores < self.threshold if self.name == "entropy" else scores > self.threshold
 
-    def passes(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def passes(self, log_probs: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         return self.accepts(self.score(log_probs, lengths))
 
 
@@ -240,7 +245,7 @@ class EarlyExitModel(nn.Module):
             if str(i) not in self.branches:
                 continue
             lp = F.log_softmax(self.branches[str(i)](x, key_mask), -1)
-            done = rule.passes(lp, frame_lengths).tolist()
+            done = rule.passes(lp, None if valid is None else frame_lengths).tolist()
             for j, (u, n, d) in enumerate(zip(active, frame_lengths.tolist(), done, strict=True)):
                 if d:
                     results[u], exit_layer[u] = lp[j, :n], i

@@ -42,9 +42,11 @@ class LogMelFrontend(nn.Module):
         self.folded = False
 
     def fold(self) -> None:
-        """Inference form: the power spectrum as re² + im² of a real FFT over framed audio,
-        where torchaudio takes |X| (a complex abs, the slowest op of the front end) and
-        squares it; equal to rounding. `train()` turns it off."""
+        """Inference form, equal to rounding: the power spectrum as re² + im² of a real FFT over
+        framed audio, where torchaudio takes |X| (a complex abs, the slowest op of the front
+        end) and squares it; and, without padding, statistics without masks (torch's
+        `var_mean` over frames costs more than the rest of the normalisation). `train()` turns
+        it off."""
         self.folded = True
 
     def train(self, mode: bool = True) -> LogMelFrontend:
@@ -61,17 +63,29 @@ class LogMelFrontend(nn.Module):
         """(batch, samples) → (batch, frames, n_mels); `lengths` (samples) keeps padding out of
         the per-utterance statistics."""
         with torch.autocast(wave.device.type, enabled=False):
-            x = self._mel_folded(wave.float()) if self.folded else self.mel(wave.float())
-            x = x.transpose(1, 2)
+            if self.folded:
+                x = self._mel_folded(wave.float())
+            else:
+                x = self.mel(wave.float()).transpose(1, 2)
             if self.norm == "none":
                 return torch.log(x + 1e-6)
-            return self._normalise(torch.log(x.clamp_min(_ABS_FLOOR)), lengths)
+            x = torch.log(x.clamp_min(_ABS_FLOOR))
+            if self.folded and lengths is None:
+                return self._normalise_unpadded(x)
+            return self._normalise(x, lengths)
 
     def _mel_folded(self, wave: torch.Tensor) -> torch.Tensor:
-        """(batch, samples) → (batch, n_mels, frames), as `self.mel` (center=False)."""
+        """(batch, samples) → (batch, frames, n_mels), as `self.mel` (center=False)."""
         frames = wave.unfold(-1, self.window, self.hop) * self.mel.spectrogram.window
-        power = torch.view_as_real(torch.fft.rfft(frames)).pow(2).sum(-1)
-        return (power @ self.mel.mel_scale.fb).transpose(1, 2)
+        sq = torch.view_as_real(torch.fft.rfft(frames)).square()  # (batch, frames, bins, 2)
+        return (sq[..., 0] + sq[..., 1]) @ self.mel.mel_scale.fb
+
+    def _normalise_unpadded(self, x: torch.Tensor) -> torch.Tensor:
+        """`_normalise` of a batch without padding, in one pass of statistics."""
+        peak = x.amax(dim=(1, 2), keepdim=True)
+        x = torch.maximum(x, peak - self.floor_nats)
+        x = x - x.mean(1, keepdim=True)
+        return x / x.square().mean(1, keepdim=True).sqrt().clamp_min(_STD_FLOOR)
 
     def _normalise(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         frames = x.shape[1]

@@ -13,10 +13,11 @@ class ConvPositionalEmbedding(nn.Module):
     """Grouped conv over time (weight-normalised, as fairseq/torchaudio), then GELU.
 
     `fold()` switches to the inference form: the weight norm applied once, and the grouped
-    convolution as one batched matmul over unfolded windows (the same sums in another order; on
-    CPU the grouped-conv kernel is the slowest part of a narrow model at batch size 1:
-    benchmarks/exit_costs.py). The folded weight is a non-persistent buffer, so checkpoints keep
-    their layout; `train()` drops it."""
+    convolution as one batched matmul over the windows of each group (the same sums in another
+    order; on CPU the grouped-conv kernel is the slowest part of a narrow model at batch size 1:
+    benchmarks/exit_costs.py). A window is laid out tap-major, channel-minor, so it is one
+    contiguous run of the group's padded input and gathering it is a plain copy. The folded
+    weight is a non-persistent buffer, so checkpoints keep their layout; `train()` drops it."""
 
     def __init__(self, dim: int, kernel: int, groups: int):
         super().__init__()
@@ -28,8 +29,9 @@ class ConvPositionalEmbedding(nn.Module):
     @torch.no_grad()
     def fold(self) -> None:
         w = self.conv.weight  # (dim, dim / groups, kernel): the weight norm applied
-        g = self.conv.groups
-        self.folded_weight = w.reshape(g, w.shape[0] // g, -1).transpose(1, 2).contiguous()
+        g, (c_out, c_in, k) = self.conv.groups, w.shape
+        w = w.reshape(g, c_out // g, c_in, k).permute(0, 3, 2, 1)  # (g, kernel, in, out)
+        self.folded_weight = w.reshape(g, k * c_in, c_out // g).contiguous()
 
     def train(self, mode: bool = True) -> ConvPositionalEmbedding:
         if mode:
@@ -48,10 +50,15 @@ class ConvPositionalEmbedding(nn.Module):
         """(batch, frames, dim) → the convolution's output, same layout, before the GELU."""
         b, t, dim = x.shape
         g, k, pad = self.conv.groups, self.conv.kernel_size[0], self.conv.padding[0]
-        win = F.pad(x.transpose(1, 2), (pad, pad)).unfold(2, k, 1)[..., :t, :]  # (b, dim, t, k)
-        win = win.reshape(b, g, dim // g, t, k).permute(0, 1, 3, 2, 4).reshape(b, g, t, -1)
-        y = torch.matmul(win, self.folded_weight)  # (b, g, t, dim / g)
-        return y.permute(0, 2, 1, 3).reshape(b, t, dim) + self.conv.bias
+        c = dim // g
+        xp = F.pad(x, (0, 0, pad, pad))  # (b, t + 2 pad, dim)
+        tp = xp.shape[1]
+        xg = xp.view(b, tp, g, c).transpose(1, 2).contiguous()  # (b, g, t + 2 pad, c)
+        # window j of group g: frames j..j+k-1, all c channels = one run of k·c values
+        win = xg.as_strided((b, g, t, k * c), (g * tp * c, tp * c, c, 1))
+        y = torch.matmul(win, self.folded_weight)  # (b, g, t, c)
+        y += self.conv.bias.view(g, 1, c)
+        return y.transpose(1, 2).reshape(b, t, dim)
 
 
 class SelfAttention(nn.Module):
