@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hubert_ee.tracking_relay import SPOOL_ENV, SpoolWriter
+from hubert_ee.tracking_relay import SPOOL_ENV, SpoolWriter, param_values
 
 PARENT_ENV = "HUBERT_EE_PARENT_RUN_ID"
 EXPERIMENT = "hubert-ee"
@@ -157,9 +157,7 @@ class StageTracker:
             self._run_id = run.info.run_id
             self._active = True
             if self.params:
-                mlflow.log_params(
-                    {k: str(v)[:500] for k, v in self.params.items()}, run_id=self._run_id
-                )
+                mlflow.log_params(param_values(self.params), run_id=self._run_id)
         except Exception as err:  # noqa: BLE001 - any tracking failure must not fail the stage
             self._disable(err)
 

@@ -128,7 +128,7 @@ class SpoolRelay:
             state["run_id"] = start_run(client, self.uri, self.experiment, ev)
             return False
         run_id = state["run_id"]
-        if run_id is None:  # the start was forwarded by a relay that has since stopped
+        if run_id is None:  # a spool file without its start event: skipped, deleted at its end
             return kind == "end"
         if kind == "metrics":
             from mlflow.entities import Metric
@@ -158,6 +158,14 @@ class SpoolRelay:
         return self._client
 
 
+PARAM_VALUE_CHARS = 500  # what the stage runs have always kept of a long param value
+
+
+def param_values(params: Mapping[str, Any]) -> dict[str, str]:
+    """Params as MLflow stores them: strings, long values cut to PARAM_VALUE_CHARS."""
+    return {k: str(v)[:PARAM_VALUE_CHARS] for k, v in params.items()}
+
+
 def start_run(client, uri: str, experiment: str, ev: Mapping[str, Any]) -> str:
     """A stage's run from its spooled start event: nested, named, tagged and with its params."""
     from mlflow.entities import Param
@@ -173,7 +181,7 @@ def start_run(client, uri: str, experiment: str, ev: Mapping[str, Any]) -> str:
         tags=tags,
         run_name=ev["stage"],
     )
-    params = [Param(k, str(v)[:500]) for k, v in ev["params"].items()]
+    params = [Param(k, v) for k, v in param_values(ev["params"]).items()]
     if params:
         client.log_batch(run.info.run_id, params=params)
     return run.info.run_id
