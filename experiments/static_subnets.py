@@ -5,10 +5,11 @@ the supernet's own shallower subnets, each distilled on its own by the arm `dist
 For every subnet (the chosen width, heads and FFN at depths 1-3 and the chosen depth, plus a
 wider 2-layer one): extracted from the trained supernet, trained with the `distill` stage's kept
 arm (`metrics/distill.json` best_arm) on several seeds, scored on target dev (choice) and test
-(report). Speed: the seed-1234 model of each subnet at batch size 1 on the threshold search's
+(report); on a smaller space (smoke) the depths below the chosen one and the next width if
+there is one. Speed: the seed-1234 model of each subnet at batch size 1 on the threshold search's
 dev utterances, interleaved with the committed full student (`models/distill`) and the committed
 early-exit model at its operating point (`models/exits`, `models/threshold_search`), paired
-speedup over the full student as in `threshold_search`.
+speedup over the full student as in `threshold_search`, every model in its inference form.
 
 Run in a workspace after `threshold_search` (the default profile: the repo root):
   `python experiments/static_subnets.py [--root .] [--seeds 1234 1235]
@@ -28,20 +29,26 @@ import torch
 from kept_arm import kept_arm, retrain_parser
 from report import add_row, arm_row, emit
 
-from hubert_ee.config import load_params
+from hubert_ee.config import SupernetSpace, load_params
 from hubert_ee.data.asr_data import domain_split
 from hubert_ee.data.vocab import CharVocab
 from hubert_ee.device import cpu_threads
 from hubert_ee.metrics.speed import interleaved_times, paired_speedup
 from hubert_ee.models.checkpoint import load_ctc_model, load_early_exit_model
+from hubert_ee.models.inference_form import inference_form
 from hubert_ee.models.supernet import Subnet
 from hubert_ee.train.kd_arms import test_scores, train_arm
 
 
-def subnets(chosen: Subnet) -> dict[str, Subnet]:
+def subnets(chosen: Subnet, space: SupernetSpace) -> dict[str, Subnet]:
     c = chosen
-    shapes = {f"depth{d}": Subnet(c.embed_dim, c.num_heads, c.ffn_dim, d) for d in (1, 2, 3)}
-    shapes["wide_depth2"] = Subnet(192, 4, 384, 2)
+    depths = [d for d in (1, 2, 3) if d < c.num_layers]
+    shapes = {f"depth{d}": Subnet(c.embed_dim, c.num_heads, c.ffn_dim, d) for d in depths}
+    # the next width of the space (192 x 4 heads, FFN 384 in the default), 2 layers
+    wider = [e for e in sorted(space.embed_dims) if e > c.embed_dim]
+    if wider:
+        ratio = 2.0 if 2.0 in space.ffn_ratios else max(space.ffn_ratios)
+        shapes["wide_depth2"] = Subnet(wider[0], c.num_heads, int(round(wider[0] * ratio)), 2)
     shapes[f"depth{c.num_layers}"] = c  # the student itself, retrained here on the same seeds
     return shapes
 
@@ -70,7 +77,7 @@ def main() -> None:
     }  # fmt: skip
     kept: dict[str, torch.nn.Module] = {}
     with tempfile.TemporaryDirectory() as state:
-        for name, sub in subnets(chosen).items():
+        for name, sub in subnets(chosen, params.supernet.space).items():
             for seed in args.seeds:
                 t0 = time.perf_counter()
                 student, result = train_arm(
@@ -81,13 +88,13 @@ def main() -> None:
                 student.eval()
                 t = test_scores(student, {target: test}, dp.eval_batch_seconds)
                 if seed == args.seeds[0]:
-                    kept[name] = student.cpu()
+                    kept[name] = inference_form(student.cpu())
                 row = {"name": name, **sub.as_dict(), "seed": seed,
                        "params": sum(p.numel() for p in student.parameters())}  # fmt: skip
                 add_row(report, {**row, **arm_row(result, t, target, t0)}, args.out)
 
-    full = load_ctc_model(root / "models/distill/student.safetensors").eval()
-    ee = load_early_exit_model(root / "models/exits/model.safetensors").eval()
+    full = inference_form(load_ctc_model(root / "models/distill/student.safetensors"))
+    ee = inference_form(load_early_exit_model(root / "models/exits/model.safetensors"))
     crit, th = search["criterion"], search["threshold"]
     waves = [dev.wave(i)[None] for i in range(min(ts.speed_utterances, len(dev)))]
     cands = {
