@@ -204,9 +204,13 @@ def synthesize_shard(job: tuple[list[UtteranceSpec], str]) -> list[dict[str, Any
 
 def fresh_process_context() -> mp.context.BaseContext:
     """Forkserver: each shard gets a new process (fresh engine state) forked from a server
-    that already imported numpy/scipy, so a shard does not pay ~1 s of imports."""
+    that already imported numpy and scipy.signal, so a shard does not pay their imports
+    (`hubert_ee.data.augment` imports scipy.signal where it is used, which in a fresh process
+    per shard meant once per shard)."""
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["hubert_ee.data.synthetic", "hubert_ee.data.validate"])
+    ctx.set_forkserver_preload(
+        ["hubert_ee.data.synthetic", "hubert_ee.data.validate", "scipy.signal"]
+    )
     return ctx
 
 
