@@ -33,6 +33,10 @@ Run: `python experiments/finetune_recipe.py models/pretrain_iter2/encoder.safete
       --domain read --set init --variants pretrained --steps 700 --eval-every 100
       --seeds 1234,1235 --threads 1` (and models/pretrain_iter2/...; `--variants scratch`),
       collected in experiments/results/finetune_init_iter1_vs_iter2.json
+     `python experiments/finetune_recipe.py models/pretrain_iter2/encoder.safetensors --domain read
+      --set frontend --variants scratch_fullband --steps 700 --eval-every 100 --eval-domains
+      phone,lecture --eval-conditions line,noise+line --threads 1` (and scratch_band300_3400,
+      side by side), collected in experiments/results/frontend_band_read.json
      `python experiments/finetune_recipe.py /tmp/pb3200/model/encoder.safetensors --domain read
       --set init --variants pretrained,scratch --label-minutes 10 --steps 700 --eval-every 100
       --seeds 1234 --threads 1` (the low-label regime; one seed per process, two side by side)
@@ -48,6 +52,8 @@ import time
 from pathlib import Path
 
 import torch
+import torchaudio
+from phone_gap import CONDITIONS
 from report import emit  # experiments/report.py (the script's folder is on sys.path)
 from uncertainty_probe import probe
 
@@ -58,6 +64,7 @@ from hubert_ee.decode.emissions import emissions, greedy_scores
 from hubert_ee.models.checkpoint import load_encoder
 from hubert_ee.models.ctc_model import CTCModel
 from hubert_ee.models.encoder import HubertEncoder, reinit_top_layers
+from hubert_ee.models.logmel_frontend import LogMelFrontend
 from hubert_ee.train.finetune import finetune
 
 MASKS = {"mask_time_prob": 0.05, "mask_channel_prob": 0.01}
@@ -151,8 +158,29 @@ UNCERTAINTY = {
 INIT = {"pretrained": ("pretrained", DEFAULT), "scratch": ("scratch", DEFAULT),
         "pretrained_protect": ("pretrained", {**DEFAULT, "freeze_encoder_steps": 70,
                                               "encoder_lr_scale": 0.3})}  # fmt: skip
+# `frontend` (issue 14, after experiments/phone_gap.py): the telephone line alone takes the read
+# teacher from dev CER 0.10 to 0.58. Hypothesis: the log-mel bands above the line's 3.4 kHz hold
+# only filter leakage, which per-band CMVN blows up to unit-variance noise in a third of the
+# model's input. A front end that only listens to the line's band (mel filters over
+# 300–3400 Hz) on every domain would hear clean and telephone speech alike. Scratch arms only:
+# a pretrained encoder was trained on the full-band front end.
+FRONTEND = {"scratch_fullband": ("scratch", DEFAULT),
+            "scratch_band300_3400": ("scratch", {**DEFAULT, "logmel_band": (300.0, 3400.0)})}  # fmt: skip
 SETS = {"recipe": RECIPE, "batch": BATCH, "augment": AUGMENT, "budget": BUDGET,
-        "uncertainty": UNCERTAINTY, "init": INIT}  # fmt: skip
+        "uncertainty": UNCERTAINTY, "init": INIT, "frontend": FRONTEND}  # fmt: skip
+
+
+def limit_band(enc: HubertEncoder, band: tuple[float, float]) -> None:
+    """Mel filters over `band` (Hz) only, the same number of them, in the encoder's log-mel
+    front end (parameter-free, so only the encoder trained on it should use it)."""
+    fe = enc.feature_extractor
+    if not isinstance(fe, LogMelFrontend):
+        raise ValueError("logmel_band needs the log-mel front end (model.preset tiny)")
+    old = fe.mel
+    fe.mel = torchaudio.transforms.MelSpectrogram(
+        sample_rate=16000, n_fft=fe.window, win_length=fe.window, hop_length=fe.hop,
+        n_mels=old.n_mels, center=False, power=2.0, f_min=band[0], f_max=band[1],
+    )  # fmt: skip
 
 
 def train_variant(
@@ -163,6 +191,7 @@ def train_variant(
     over = dict(over)
     reinit = over.pop("reinit_top_layers", 0)
     augment = over.pop("augment", None)
+    band = over.pop("logmel_band", None)
     if augment is not None:
         train = AugmentedASRData(train, AugmentParams(**augment).chain(), seed)
     cfg = params.finetune.with_fields(
@@ -177,6 +206,8 @@ def train_variant(
         reinit_top_layers(enc, reinit, seed)
     else:
         enc = HubertEncoder(pretrained.cfg)
+    if band is not None:
+        limit_band(enc, band)
     model = CTCModel(enc, vocab, params.finetune.uncertainty, params.finetune.final_dropout)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -193,6 +224,12 @@ def train_variant(
         scores = greedy_scores(emissions(model, data, 60.0, torch.device("cpu")), data)
         row[f"dev_wer/{domain}"] = round(scores["wer"], 4)
         row[f"dev_cer/{domain}"] = round(scores["cer"], 4)
+    if args.eval_conditions:  # the best model on its own dev split through the target's channel
+        for cond in args.eval_conditions.split(","):
+            data = AugmentedASRData(dev, CONDITIONS[cond], params.seed)
+            scores = greedy_scores(emissions(model, data, 60.0, torch.device("cpu")), data)
+            row[f"dev_wer/{args.domain}+{cond}"] = round(scores["wer"], 4)
+            row[f"dev_cer/{args.domain}+{cond}"] = round(scores["cer"], 4)
     if model.variance_head is not None and args.set == "uncertainty":
         row["uncertainty_probe"] = {
             d: probe(model, data, vocab, 60.0)
@@ -224,6 +261,11 @@ def main() -> None:
     ap.add_argument(
         "--eval-domains", help="comma-separated domains whose dev WER the best model also reports"
     )
+    ap.add_argument(
+        "--eval-conditions", help="comma-separated channel conditions of experiments/phone_gap.py "
+        "(noise, line, noise+line, ...) through which the best model is also scored on its own "
+        "dev split",
+    )  # fmt: skip
     ap.add_argument(
         "--label-minutes", type=float, help="fine-tune on a seeded subset of this many minutes "
         "of the domain's train labels (the low-label regime; the subset is drawn with params' "
