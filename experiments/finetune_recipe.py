@@ -220,16 +220,14 @@ def train_variant(
            "best_dev_wer": round(r.best["wer"], 4), "best_dev_cer": round(r.best["cer"], 4),
            "best_step": r.best["step"], "dev_curve": r.evals,
            "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
-    for domain, data in other_devs.items():  # the best model on the other domains' dev splits
+    # the best model on the other domains' dev splits, and on its own through the target's channel
+    scored = dict(other_devs)
+    for cond in args.eval_conditions.split(",") if args.eval_conditions else []:
+        scored[f"{args.domain}+{cond}"] = AugmentedASRData(dev, CONDITIONS[cond], params.seed)
+    for label, data in scored.items():
         scores = greedy_scores(emissions(model, data, 60.0, torch.device("cpu")), data)
-        row[f"dev_wer/{domain}"] = round(scores["wer"], 4)
-        row[f"dev_cer/{domain}"] = round(scores["cer"], 4)
-    if args.eval_conditions:  # the best model on its own dev split through the target's channel
-        for cond in args.eval_conditions.split(","):
-            data = AugmentedASRData(dev, CONDITIONS[cond], params.seed)
-            scores = greedy_scores(emissions(model, data, 60.0, torch.device("cpu")), data)
-            row[f"dev_wer/{args.domain}+{cond}"] = round(scores["wer"], 4)
-            row[f"dev_cer/{args.domain}+{cond}"] = round(scores["cer"], 4)
+        row[f"dev_wer/{label}"] = round(scores["wer"], 4)
+        row[f"dev_cer/{label}"] = round(scores["cer"], 4)
     if model.variance_head is not None and args.set == "uncertainty":
         row["uncertainty_probe"] = {
             d: probe(model, data, vocab, 60.0)
