@@ -49,6 +49,7 @@ import copy
 import json
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -164,8 +165,23 @@ INIT = {"pretrained": ("pretrained", DEFAULT), "scratch": ("scratch", DEFAULT),
 # model's input. A front end that only listens to the line's band (mel filters over
 # 300–3400 Hz) on every domain would hear clean and telephone speech alike. Scratch arms only:
 # a pretrained encoder was trained on the full-band front end.
-FRONTEND = {"scratch_fullband": ("scratch", DEFAULT),
-            "scratch_band300_3400": ("scratch", {**DEFAULT, "logmel_band": (300.0, 3400.0)})}  # fmt: skip
+# `*_noise`: half of the utterances with the target's additive noise only (white/pink/babble,
+# 5-20 dB SNR; no line, reverb or speed change): the part of the channel a front end cannot
+# remove (experiments/phone_gap.py: noise alone takes the read teacher's dev CER 0.10 -> 0.38).
+NOISE_HALF = {"prob": 0.5, "speeds": [1.0], "noise_prob": 1.0,
+              "noise_kinds": ["white", "pink", "babble"], "snr_db": [5, 20], "reverb_prob": 0.0,
+              "rt60_s": [0.2, 0.8], "telephone_prob": 0.0}  # fmt: skip
+# `scratch_floor<N>` (after experiments/frontend_floor.py): the full band, but the floor N dB below
+# the utterance's peak instead of 80, so an empty band normalises to ≈ 0 instead of to noise.
+FULL = {**DEFAULT, "logmel_top_db": 80.0}  # the front end before this set
+FRONTEND = {"scratch_fullband": ("scratch", FULL),
+            "scratch_band300_3400": ("scratch", {**FULL, "logmel_band": (300.0, 3400.0)}),
+            "scratch_floor50": ("scratch", {**DEFAULT, "logmel_top_db": 50.0}),
+            "scratch_floor40": ("scratch", {**DEFAULT, "logmel_top_db": 40.0}),
+            "scratch_floor30": ("scratch", {**DEFAULT, "logmel_top_db": 30.0}),
+            "scratch_fullband_noise": ("scratch", {**FULL, "augment": NOISE_HALF}),
+            "scratch_floor40_noise": ("scratch", {**DEFAULT, "logmel_top_db": 40.0,
+                                                  "augment": NOISE_HALF})}  # fmt: skip
 SETS = {"recipe": RECIPE, "batch": BATCH, "augment": AUGMENT, "budget": BUDGET,
         "uncertainty": UNCERTAINTY, "init": INIT, "frontend": FRONTEND}  # fmt: skip
 
@@ -192,6 +208,7 @@ def train_variant(
     reinit = over.pop("reinit_top_layers", 0)
     augment = over.pop("augment", None)
     band = over.pop("logmel_band", None)
+    top_db = over.pop("logmel_top_db", None)
     if augment is not None:
         train = AugmentedASRData(train, AugmentParams(**augment).chain(), seed)
     cfg = params.finetune.with_fields(
@@ -200,12 +217,15 @@ def train_variant(
         "warmup_steps": max(1, args.steps // 10), "max_steps": args.steps,
         "eval_every": args.eval_every, **over, "patience": 100},
     )  # fmt: skip
+    if top_db is not None and init != "scratch":  # the pretrained encoder learned on its own
+        raise ValueError(f"{name}: logmel_top_db is for scratch arms only")
     torch.manual_seed(seed)
     if init == "pretrained":
         enc = copy.deepcopy(pretrained)
         reinit_top_layers(enc, reinit, seed)
     else:
-        enc = HubertEncoder(pretrained.cfg)
+        cfg_over = {} if top_db is None else {"logmel_top_db": top_db}
+        enc = HubertEncoder(replace(pretrained.cfg, **cfg_over))
     if band is not None:
         limit_band(enc, band)
     model = CTCModel(enc, vocab, params.finetune.uncertainty, params.finetune.final_dropout)

@@ -3,6 +3,9 @@ mask embedding, and the normalised log-mel front end."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 import torch
@@ -108,3 +111,28 @@ def test_logmel_floor_is_relative_to_the_utterance_peak():
     silent = out[0, -5:]  # frames of pure silence sit at the floor, i.e. one value per band
     assert torch.allclose(silent, silent[0:1].expand_as(silent))
     assert raw.min() < floor  # the floor did act
+
+
+def test_logmel_top_db_reaches_the_front_end_and_old_checkpoints_keep_80():
+    enc = HubertEncoder(replace(tiny(), logmel_top_db=40.0))
+    assert enc.feature_extractor.floor_nats == pytest.approx(40.0 / 10 * math.log(10.0))
+    d = tiny().to_dict()
+    del d["logmel_top_db"]
+    assert EncoderConfig.from_dict(d).logmel_top_db == 80.0
+    with pytest.raises(ValueError, match="logmel_top_db"):
+        replace(tiny(), logmel_top_db=0.0)
+
+
+def test_a_band_below_the_floor_normalises_to_zero_not_to_noise():
+    """The telephone line leaves the bands above 4 kHz 60-80 dB under the peak: an 80 dB
+    floor lets per-band CMVN blow that leakage up to unit variance, a 40 dB one flattens it."""
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(16000) / 16000
+    tone = torch.sin(2 * math.pi * 500 * t)  # all the energy at 500 Hz
+    hiss = 10 ** (-65 / 20) * torch.randn(16000, generator=g)  # 65 dB down, everywhere
+    wave = (tone + hiss)[None]
+    top = slice(-10, None)  # the top mel bands: only the hiss
+    deep = LogMelFrontend(40, top_db=80.0)(wave)[0, :, top]
+    floored = LogMelFrontend(40, top_db=40.0)(wave)[0, :, top]
+    assert deep.std(0).min() > 0.9  # noise made to look like speech energy
+    assert floored.abs().max() < 1e-5

@@ -12,6 +12,11 @@ class EncoderConfig:
     frontend: str = "cnn"  # cnn (wav2vec 2.0 / HuBERT) | logmel (cheap, for CPU-sized models)
     n_mels: int = 80  # logmel only
     logmel_norm: str = "utterance"  # logmel only: utterance (floor + per-band CMVN) | none
+    # logmel, utterance norm: the floor, this far below the utterance's peak. 40 dB, not
+    # torchaudio's 80: a telephone line leaves the bands above 4 kHz 60-80 dB down, which an 80 dB
+    # floor lets per-band CMVN blow up to unit-variance noise (experiments/frontend_floor.py,
+    # the `frontend` set of experiments/finetune_recipe.py; README, Teachers)
+    logmel_top_db: float = 40.0
     conv_layers: tuple[tuple[int, int, int], ...] = BASE_CONV  # (channels, kernel, stride)
     extractor_mode: str = "group_norm"  # group_norm (Base) | layer_norm (Large)
     conv_bias: bool = False
@@ -42,6 +47,8 @@ class EncoderConfig:
             raise ValueError(f"frontend must be cnn or logmel, got {self.frontend!r}")
         if self.logmel_norm not in ("utterance", "none"):
             raise ValueError(f"logmel_norm must be utterance or none, got {self.logmel_norm!r}")
+        if not self.logmel_top_db > 0:
+            raise ValueError(f"logmel_top_db must be > 0 dB, got {self.logmel_top_db!r}")
         if self.extractor_mode not in ("group_norm", "layer_norm"):
             raise ValueError(
                 f"extractor_mode must be group_norm or layer_norm, got {self.extractor_mode!r}"
@@ -88,6 +95,7 @@ class EncoderConfig:
     def from_dict(cls, d: dict) -> EncoderConfig:
         d = dict(d)
         d.setdefault("logmel_norm", "none")  # checkpoints written before the field existed
+        d.setdefault("logmel_top_db", 80.0)  # (the floor before it was a field)
         d["conv_layers"] = tuple(tuple(c) for c in d["conv_layers"])
         return cls(**d)
 

@@ -51,7 +51,7 @@ class HubertEncoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.feature_extractor = (
-            LogMelFrontend(cfg.n_mels, cfg.logmel_norm)
+            LogMelFrontend(cfg.n_mels, cfg.logmel_norm, cfg.logmel_top_db)
             if cfg.frontend == "logmel"
             else FeatureExtractor(cfg)
         )

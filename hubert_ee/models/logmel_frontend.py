@@ -6,6 +6,9 @@ floor and noise lifts the bottom ones, so a model sees "which domain" before "wh
 (DESIGN §5). `norm="utterance"` therefore floors each utterance `top_db` below its own peak
 (torchaudio's AmplitudeToDB convention) and normalises every band to zero mean and unit
 variance over the utterance's valid frames (per-utterance CMVN, as Kaldi/ESPnet front ends do).
+The floor sits higher than AmplitudeToDB's usual 80 dB: a band that holds only leakage (above a
+telephone line's 3.4 kHz) must stay flat at the floor, which CMVN maps to ≈ 0, instead of
+keeping enough of its noise for CMVN to scale it up to look like speech.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ _STD_FLOOR = 0.1  # nats; a band that is all floor stays ≈ 0 instead of being 
 
 class LogMelFrontend(nn.Module):
     def __init__(
-        self, n_mels: int, norm: str = "utterance", top_db: float = 80.0, window: int = 400,
+        self, n_mels: int, norm: str = "utterance", top_db: float = 40.0, window: int = 400,
         hop: int = 320,
     ):  # fmt: skip
         super().__init__()
