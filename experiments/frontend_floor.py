@@ -17,7 +17,7 @@ removes (cells at the floor). A candidate is then trained: finetune_recipe.py --
 
 Dev only; nothing here chooses a default.
 Run: `python experiments/frontend_floor.py [--domain read] [--top-db 80,60,50,40,30]
-      [--out experiments/results/frontend_floor.json]`
+      [--out experiments/results/frontend_floor_probe.json]` (in a workspace after `prepare`)
 """
 
 from __future__ import annotations
