@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections import defaultdict
 
 import torch
 from phone_gap import CONDITIONS
@@ -65,30 +66,28 @@ def main() -> None:
     n_mels = params.model.encoder_config().n_mels
     dev = domain_split(args.manifests, "dev", args.domain, CharVocab())
     n = min(args.utterances, len(dev))
-    conds = args.conditions.split(",")
+    corrupted = {
+        c: AugmentedASRData(dev, CONDITIONS[c], params.seed) for c in args.conditions.split(",")
+    }
     report: dict = {"domain": args.domain, "split": "dev", "utterances": n, "n_mels": n_mels,
                     "line_hz": LINE_HZ, "top_db": {}}  # fmt: skip
     for top_db in [float(t) for t in args.top_db.split(",")]:
         fe = LogMelFrontend(n_mels, "utterance", top_db=top_db).eval()
         high = band_centres(fe) > LINE_HZ
-        sums: dict[str, float] = {}
+        parts = (("low", ~high), ("high", high))
+        sums: dict[str, float] = defaultdict(float)
         frames = 0
         for i in range(n):
             clean, floor = features(fe, dev[i][0])
             frames += clean.shape[0]
-            sums["clean_floor/low"] = sums.get("clean_floor/low", 0.0) + float(
-                floor[:, ~high].sum()
-            )
-            sums["clean_floor/high"] = sums.get("clean_floor/high", 0.0) + float(
-                floor[:, high].sum()
-            )
-            for c in conds:
-                other, _ = features(fe, AugmentedASRData(dev, CONDITIONS[c], params.seed)[i][0])
+            for part, sel in parts:
+                sums[f"clean_floor/{part}"] += float(floor[:, sel].sum())
+            for c, data in corrupted.items():
+                other, _ = features(fe, data[i][0])
                 m = min(len(other), len(clean))
                 d2 = (clean[:m] - other[:m]) ** 2
-                for part, sel in (("low", ~high), ("high", high)):
-                    key = f"msd/{c}/{part}"
-                    sums[key] = sums.get(key, 0.0) + float(d2[:, sel].sum())
+                for part, sel in parts:
+                    sums[f"msd/{c}/{part}"] += float(d2[:, sel].sum())
         counts = {"low": frames * int((~high).sum()), "high": frames * int(high.sum())}
         row = {k: round(v / counts[k.rsplit("/", 1)[1]], 4) for k, v in sums.items()}
         row["floor_db"] = top_db
