@@ -16,13 +16,26 @@ the other half (two folds; dev only, test is never read). Every fit is scored wi
 pipeline's `uncertainty_quality` (token AUROC of Σ_c σ², Spearman ρ of utterance mean Σσ²
 against CER) on the same held-out dev half as the teacher's own head and as 1 − max p.
 
+`--train-views` fits the train-split heads on the train split heard through some of the
+target's channel conditions as well (`experiments/phone_gap.py`'s: `noise`, `line`,
+`noise+line`, ...; `clean` is the split as it is), concatenated: the hypothesis of the second
+round is that the head needs confidently wrong frames to learn that noise pays, and a teacher
+trained on clean speech makes them on the channel. Every train-fitted head (and the teacher's
+own, and 1 − max p) is also scored on the whole own dev split (the stage's metric);
+`--target` adds the whole target dev split and the whole own dev split through `noise+line`:
+what distillation needs is a σ² that is high where a teacher is wrong on the target.
+
 Variants (`--variants`): the head is training's linear map (`linear`), a one-hidden-layer MLP on
-h (`mlp`), or an MLP on h and the frame's log-softmax (`mlp_logits`), each optionally with a
+h (`mlp`), an MLP on h and the frame's log-softmax (`mlp_logits`) or on the log-softmax alone
+(`logits`), each optionally with a
 prior towards no noise (`@<weight>`: + weight × mean Σ_c σ²). Each is scored per dev fold
 (a list of two: evaluated on half B, then on half A).
 
 Run: `python experiments/uncertainty_head_fit.py models/teachers/read/model.safetensors
       --domain read --out experiments/results/uncertainty_head_fit_read.json`
+     `python experiments/uncertainty_head_fit.py models/teachers/read/model.safetensors
+      --domain read --target phone --train-views clean,noise+line --variants linear,mlp_logits
+      --out experiments/results/uncertainty_head_fit_read_channel.json`
 """
 
 from __future__ import annotations
@@ -33,10 +46,12 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+from phone_gap import CONDITIONS  # experiments/phone_gap.py: the target's channel, piecewise
 from report import emit  # experiments/report.py (the script's folder is on sys.path)
 from sklearn.metrics import roc_auc_score
 
-from hubert_ee.data.asr_data import ASRData, collate_asr, domain_split
+from hubert_ee.config import load_params
+from hubert_ee.data.asr_data import ASRData, AugmentedASRData, collate_asr, domain_split
 from hubert_ee.data.batching import bucket_batches
 from hubert_ee.data.vocab import CharVocab
 from hubert_ee.metrics.uncertainty import greedy_tokens, tokens_correct, uncertainty_quality
@@ -68,13 +83,14 @@ def cache(model, data: ASRData, batch_seconds: float) -> list[dict]:
 class VarianceHead(torch.nn.Module):
     """softplus of a linear map of h (training's head), of a one-hidden-layer MLP on h (`mlp`),
     or of an MLP on h and the frame's log-softmax (`mlp_logits`: the margin, which predicts
-    errors, is a max over classes that no linear map of h can compute). The last layer starts
-    at zero weights and bias `bias`, as training's head does."""
+    errors, is a max over classes that no linear map of h can compute), or of an MLP on the
+    log-softmax alone (`logits`). The last layer starts at zero weights and bias `bias`, as
+    training's head does."""
 
     def __init__(self, kind: str, dim: int, classes: int, bias: float, hidden: int = 256):
         super().__init__()
         self.kind = kind
-        inputs = dim + classes if kind == "mlp_logits" else dim
+        inputs = {"mlp_logits": dim + classes, "logits": classes}.get(kind, dim)
         self.body = torch.nn.Identity() if kind == "linear" else torch.nn.Sequential(
             torch.nn.Linear(inputs, hidden), torch.nn.GELU())  # fmt: skip
         self.out = torch.nn.Linear(inputs if kind == "linear" else hidden, classes)
@@ -82,6 +98,8 @@ class VarianceHead(torch.nn.Module):
         torch.nn.init.constant_(self.out.bias, bias)
 
     def forward(self, h: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        if self.kind == "logits":
+            return F.softplus(self.out(self.body(F.log_softmax(f, -1))))
         x = torch.cat([h, F.log_softmax(f, -1)], -1) if self.kind == "mlp_logits" else h
         return F.softplus(self.out(self.body(x)))
 
@@ -138,8 +156,10 @@ def score(rows: list[dict], refs: list[str], vocab, head: VarianceHead | None) -
 def variant(name: str) -> tuple[str, float]:
     """`linear`, `mlp`, `mlp_logits`, each optionally `@<penalty>`: (head kind, penalty)."""
     kind, _, penalty = name.partition("@")
-    if kind not in ("linear", "mlp", "mlp_logits"):
-        raise SystemExit(f"unknown head {kind!r} in variant {name!r} (linear | mlp | mlp_logits)")
+    if kind not in ("linear", "mlp", "mlp_logits", "logits"):
+        raise SystemExit(
+            f"unknown head {kind!r} in variant {name!r} (linear | mlp | mlp_logits | logits)"
+        )
     return kind, float(penalty or 0.0)
 
 
@@ -157,6 +177,17 @@ def main() -> None:
     ap.add_argument("--batch-seconds", type=float, default=40.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--train-views",
+        default="clean",
+        help=f"train-split views the train-fitted heads see: {','.join(CONDITIONS)}",
+    )
+    ap.add_argument(
+        "--target",
+        help="also score on this domain's dev split and on the own "
+        "dev split through noise+line (e.g. phone)",
+    )
+    ap.add_argument("--params", default="params.yaml", help="the seed of the channel draws")
     ap.add_argument("--out", help="also write the JSON here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -165,8 +196,24 @@ def main() -> None:
     shape = {"dim": model.head.in_features, "classes": model.head.out_features}
     train = domain_split(args.manifests, "train", args.domain, vocab)
     dev = domain_split(args.manifests, "dev", args.domain, vocab)
-    train_rows = cache(model, train, args.batch_seconds)
+    seed = load_params(args.params).seed
+    views = args.train_views.split(",")
+    if unknown := [v for v in views if v not in CONDITIONS]:
+        raise SystemExit(f"unknown --train-views {unknown} (choose from {list(CONDITIONS)})")
+
+    def view(data: ASRData, name: str) -> ASRData:
+        aug = CONDITIONS[name]
+        return data if aug is None else AugmentedASRData(data, aug, seed)
+
+    train_rows = [r for v in views for r in cache(model, view(train, v), args.batch_seconds)]
     dev_rows, refs = cache(model, dev, args.batch_seconds), dev.texts()
+    # the whole own dev split too: the stage's metric (`uncertainty/*` of metrics/finetune_<d>)
+    extra: dict[str, tuple[list[dict], list[str]]] = {f"{args.domain}_dev": (dev_rows, refs)}
+    if args.target:
+        target = domain_split(args.manifests, "dev", args.target, vocab)
+        extra[f"{args.target}_dev"] = (cache(model, target, args.batch_seconds), target.texts())
+        own = cache(model, view(dev, "noise+line"), args.batch_seconds)
+        extra[f"{args.domain}_dev+noise+line"] = (own, refs)
     order = np.random.default_rng(args.seed).permutation(len(dev))
     halves = [np.sort(order[: len(dev) // 2]), np.sort(order[len(dev) // 2 :])]
     folds = [(halves[0], halves[1]), (halves[1], halves[0])]
@@ -174,7 +221,10 @@ def main() -> None:
               "bias": args.bias}  # fmt: skip
     report: dict = {"model": args.model, "domain": args.domain, "fit": common,
                     "train_utterances": len(train), "dev_utterances": len(dev),
+                    "train_views": views, "channel_seed": seed,
                     "teacher_head": [], "variants": {}}  # fmt: skip
+    for name, (rows_x, refs_x) in extra.items():
+        report[f"teacher_head/{name}"] = score(rows_x, refs_x, vocab, None)
     for _, eval_idx in folds:
         held = [dev_rows[i] for i in eval_idx]
         report["teacher_head"].append(score(held, [refs[i] for i in eval_idx], vocab, None))
@@ -188,6 +238,8 @@ def main() -> None:
             on_dev = fit_head([dev_rows[i] for i in fit_idx], **fit)
             rows["fit_on_train"].append(score(held, held_refs, vocab, on_train))
             rows["fit_on_other_dev_half"].append(score(held, held_refs, vocab, on_dev))
+        for where, (rows_x, refs_x) in extra.items():
+            rows[f"fit_on_train/{where}"] = score(rows_x, refs_x, vocab, on_train)
         report["variants"][name] = rows
         emit(report, args.out, partial=True)
     emit(report, args.out)

@@ -361,6 +361,18 @@ class AugmentParams(_Strict):
         )
 
 
+class VarianceRefitParams(_Strict):
+    """The teacher's uncertainty head refitted on its logits after training (issue 14;
+    hubert_ee.train.variance_fit): Kendall & Gal's integrated likelihood per frame against the
+    CTC alignment posterior, logits fixed, on the teacher's train split."""
+
+    hidden: int = Field(ge=1, le=4096, description="the MLP's hidden width")
+    steps: int = Field(ge=1, description="Adam steps")
+    lr: float = Field(gt=0, le=1)
+    samples: int = Field(ge=1, le=64, description="noise draws the likelihood integrates over")
+    frames_per_step: int = Field(ge=1, description="frames drawn (with replacement) per step")
+
+
 class FinetuneParams(CTCTrainParams):
     """CTC fine-tuning of one teacher per domain (DESIGN §6), and its from-scratch ablation."""
 
@@ -392,6 +404,11 @@ class FinetuneParams(CTCTrainParams):
         default=None,
         description="training-time corruption of every arm's labeled audio (null: the corpus as it is)",
     )
+    variance_refit: VarianceRefitParams | None = Field(
+        default=None,
+        description="refit the teacher's uncertainty head on its logits after training (null: "
+        "keep the head trained with the model, σ² = softplus(W h))",
+    )
 
     @model_validator(mode="after")
     def _check_arms(self) -> FinetuneParams:
@@ -408,6 +425,11 @@ class FinetuneParams(CTCTrainParams):
             raise ValueError(
                 f"finetune.lr_probe_steps ({self.lr_probe_steps}) must be below max_steps "
                 f"({self.max_steps}) for the lr grid to leave training after the choice"
+            )
+        if self.variance_refit is not None and not self.uncertainty:
+            raise ValueError(
+                "finetune.variance_refit refits the uncertainty head, but finetune.uncertainty is "
+                "false: set uncertainty: true or variance_refit: null"
             )
         return self
 

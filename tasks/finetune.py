@@ -16,7 +16,11 @@ from hubert_ee.models.checkpoint import load_encoder, save_ctc_model
 from hubert_ee.models.encoder import reinit_top_layers
 from hubert_ee.plots import arm_curves_with_csv
 from hubert_ee.tracking import StageTracker
-from hubert_ee.train.teacher import teacher_metrics, train_teacher_arms
+from hubert_ee.train.teacher import (
+    refit_teacher_variance,
+    teacher_metrics,
+    train_teacher_arms,
+)
 from tasks.common import run_stage, stage_parser, write_metrics
 
 
@@ -43,7 +47,8 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
         args.stage_key,
         lambda m, step: tracker.log_metrics(m, step=step),
     )
-    metrics = teacher_metrics(arms, ft, domain, train, dev, tests)
+    refit = refit_teacher_variance(arms, ft, params.seed, train, dev)
+    metrics = {**teacher_metrics(arms, ft, domain, train, dev, tests), **refit}
     out = Path(args.out)
     model = arms.models["pretrained"]
     save_ctc_model(model, out / "model.safetensors", {"domain": domain, "arm": "pretrained"})

@@ -80,6 +80,11 @@ def _head_meta(model: CTCModel) -> dict:
         "tokens": list(model.vocab_tokens),
         "uncertainty": model.variance_head is not None,
         "final_dropout": model.final_dropout.p,
+        **(
+            {"variance_input": "logits", "variance_hidden": model.variance_head.hidden}
+            if model.variance_input == "logits" and model.variance_head is not None
+            else {}
+        ),
     }
 
 
@@ -126,6 +131,8 @@ def _ctc_from_meta(meta: dict[str, str]) -> CTCModel:
         CharVocab(tuple(head["tokens"])),
         uncertainty=head["uncertainty"],
         final_dropout=head["final_dropout"],
+        variance_input=head.get("variance_input", "hidden"),  # checkpoints before issue 14's
+        variance_hidden=head.get("variance_hidden", 256),
     )
 
 

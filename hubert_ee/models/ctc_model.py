@@ -2,7 +2,9 @@
 
 The variance head predicts σ²_t = softplus(W h_t) per frame and class. Training samples
 g_t = f_t + σ_t ⊙ ε and integrates the CTC likelihood over S samples
-(hubert_ee/train/losses.py); inference uses the plain logits f_t. Distillation matches the (normalized) σ² of the teachers.
+(hubert_ee/train/losses.py); inference uses the plain logits f_t. Distillation matches the
+(normalized) σ² of the teachers. A teacher's head may instead read its logits
+(`variance_input="logits"`, `hubert_ee.models.variance_head`), fitted after training.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from torch import nn
 
 from hubert_ee.data.vocab import CharVocab
 from hubert_ee.models.encoder import HubertEncoder
+from hubert_ee.models.variance_head import LogitVarianceHead
 
 
 @dataclass
@@ -32,6 +35,8 @@ class CTCModel(nn.Module):
         uncertainty: bool = True,
         final_dropout: float = 0.1,
         freeze_frontend: bool = True,
+        variance_input: str = "hidden",
+        variance_hidden: int = 256,
     ):
         super().__init__()
         self.freeze_frontend = freeze_frontend  # fine-tuning keeps the CNN fixed (DESIGN §6)
@@ -40,10 +45,20 @@ class CTCModel(nn.Module):
         self.final_dropout = nn.Dropout(final_dropout)
         self.vocab_tokens = vocab.tokens
         self.head = nn.Linear(dim, len(vocab))
-        self.variance_head = nn.Linear(dim, len(vocab)) if uncertainty else None
-        if self.variance_head is not None:  # start with small variances: σ² ≈ softplus(-4)
-            nn.init.zeros_(self.variance_head.weight)
+        self.variance_head: nn.Module | None = None
+        if uncertainty and variance_input == "logits":
+            self.variance_head = LogitVarianceHead(len(vocab), variance_hidden)
+        elif uncertainty and variance_input == "hidden":
+            self.variance_head = nn.Linear(dim, len(vocab))
+            nn.init.zeros_(self.variance_head.weight)  # small variances: σ² ≈ softplus(-4)
             nn.init.constant_(self.variance_head.bias, -4.0)
+        elif uncertainty:
+            raise ValueError(f"variance_input must be 'hidden' or 'logits', got {variance_input!r}")
+
+    @property
+    def variance_input(self) -> str:
+        """What the variance head reads: the final hidden state h or the logits f."""
+        return "logits" if isinstance(self.variance_head, LogitVarianceHead) else "hidden"
 
     @property
     def vocab(self) -> CharVocab:
@@ -74,7 +89,9 @@ class CTCModel(nn.Module):
         h = self.final_dropout(h)
         logits = self.head(h).float()
         var = None
-        if variance and self.variance_head is not None:
+        if variance and isinstance(self.variance_head, LogitVarianceHead):
+            var = self.variance_head(logits)
+        elif variance and self.variance_head is not None:
             var = F.softplus(self.variance_head(h).float())
         return CTCOutput(logits, var, lengths)
 

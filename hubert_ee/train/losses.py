@@ -132,11 +132,22 @@ def frame_integrated_ctc_loss(
     if variance is None or samples == 0:
         return loss
     gamma, valid = alignment_posteriors(logits, frame_lengths, targets, target_lengths, blank)
-    f = logits.detach().float()
-    log_p = [F.log_softmax(g, dim=-1) for g in _noisy_logits(f, variance, samples, generator)]
-    log_mean_p = torch.logsumexp(torch.stack(log_p), dim=0) - math.log(samples)
-    per_frame = -(gamma * log_mean_p).sum(-1)
+    per_frame = integrated_frame_nll(logits.detach().float(), variance, gamma, samples, generator)
     return loss + _masked_frame_mean(per_frame, valid)
+
+
+def integrated_frame_nll(
+    logits: torch.Tensor,
+    variance: torch.Tensor,
+    gamma: torch.Tensor,
+    samples: int,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Per frame − Σ_c γ_t(c) · log( 1/S · Σ_s softmax(f_t + σ_t ⊙ ε_s)_c ): Kendall & Gal's
+    integrated likelihood of the alignment posterior γ (any leading shape, classes last)."""
+    log_p = [F.log_softmax(g, dim=-1) for g in _noisy_logits(logits, variance, samples, generator)]
+    log_mean_p = torch.logsumexp(torch.stack(log_p), dim=0) - math.log(samples)
+    return -(gamma * log_mean_p).sum(-1)
 
 
 def uncertain_ctc_loss(mode: str, *args, **kwargs) -> torch.Tensor:

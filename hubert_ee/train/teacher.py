@@ -28,6 +28,7 @@ from hubert_ee.models.student import parameter_count
 from hubert_ee.train.checkpointing import fingerprint
 from hubert_ee.train.finetune import FinetuneResult, finetune
 from hubert_ee.train.lr_choice import pick_lr, probe_result
+from hubert_ee.train.variance_fit import refit_variance_head
 
 LogFn = Callable[[dict[str, float], int], None]  # (metrics, step): the tracker's log_metrics
 
@@ -184,6 +185,28 @@ def train_teacher_arms(
     return out
 
 
+def uncertainty_metrics(model: CTCModel, dev: ASRData, batch_seconds: float) -> dict:
+    """Is σ² informative on dev (DESIGN §6)? {"spearman_cer", "auroc_token"}."""
+    out = outputs(model, dev, batch_seconds, compute_device())
+    return {k: round(v, 4) for k, v in uncertainty_quality(out, dev.texts(), dev.vocab).items()}
+
+
+def refit_teacher_variance(
+    arms: TeacherArms, ft: FinetuneParams, seed: int, train: ASRData, dev: ASRData
+) -> dict:
+    """`finetune.variance_refit`: the teacher's σ² head refitted on its logits
+    (hubert_ee.train.variance_fit), after the head trained with the model is scored on dev
+    (`uncertainty_joint`, the before). No-op without the section."""
+    model = arms.models["pretrained"]
+    if ft.variance_refit is None or model.variance_head is None:
+        return {}
+    before = uncertainty_metrics(model, dev, ft.eval_batch_seconds)
+    stats = refit_variance_head(
+        model, train, ft.variance_refit, seed, ft.eval_batch_seconds, compute_device()
+    )
+    return {"uncertainty_joint": before, "variance_refit": stats}
+
+
 def teacher_metrics(
     arms: TeacherArms,
     ft: FinetuneParams,
@@ -209,9 +232,7 @@ def teacher_metrics(
         "cer": {},
     }
     if model.variance_head is not None:  # is σ² informative? (dev; DESIGN §6)
-        out = outputs(model, dev, ft.eval_batch_seconds, compute_device())
-        quality = uncertainty_quality(out, dev.texts(), dev.vocab)
-        metrics["uncertainty"] = {k: round(v, 4) for k, v in quality.items()}
+        metrics["uncertainty"] = uncertainty_metrics(model, dev, ft.eval_batch_seconds)
     for test_domain, data in tests.items():
         scores, lps = score(model, data, ft.eval_batch_seconds)
         metrics["wer"][test_domain] = round(scores["wer"], 5)
