@@ -122,6 +122,10 @@ AUGMENT = {
     # channel: does the teacher keep learning its own domain and hear the target better?
     "pretrained_aug_half": ("pretrained", {**DEFAULT, "augment": {**AUG, "prob": 0.5,
                                                                  "telephone_prob": 0.8}}),
+    # half of the utterances through exactly the target's channel (noise 5-20 dB, then the
+    # line), nothing else: with 1,400 steps, does the teacher learn its domain and the line?
+    "pretrained_phone_half": ("pretrained", {**DEFAULT, "augment": {**AUG, "prob": 0.5,
+        "speeds": [1.0], "noise_prob": 1.0, "reverb_prob": 0.0, "telephone_prob": 1.0}}),
     "scratch": ("scratch", DEFAULT),
     "scratch_aug": ("scratch", {**DEFAULT, "augment": AUG}),
 }  # fmt: skip
