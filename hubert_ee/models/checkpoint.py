@@ -82,7 +82,7 @@ def _head_meta(model: CTCModel) -> dict:
         "final_dropout": model.final_dropout.p,
         **(
             {"variance_input": "logits", "variance_hidden": model.variance_head.hidden}
-            if model.variance_input == "logits" and model.variance_head is not None
+            if model.variance_input == "logits"  # only a LogitVarianceHead reads the logits
             else {}
         ),
     }
