@@ -7,6 +7,7 @@ per-seed difference layer - MFCC. Dev only.
 
 Run: `python experiments/kmeans_seed_spread.py --iteration 2 --seeds 1,2,3
       --out experiments/results/kmeans_iter2_seed_spread.json`
+`--k` clusters at another K than the iteration's (both arms), for a sweep over K.
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ def main() -> None:
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--manifests", default="data/prepared")
+    ap.add_argument("--k", type=int, help="K for both arms (default: the iteration's)")
     ap.add_argument("--out")
     args = ap.parse_args()
     params = load_params(args.params)
     km, it = params.kmeans, params.iteration(args.iteration)
+    k = args.k or it.k
     dev = load_split(args.manifests, km.eval_split)
     arms = {
         "layer": Path(f"data/features/iter{args.iteration}"),
@@ -48,7 +51,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 m = kmeans_labels(
                     feats, Path(tmp), splits=params.features.splits, fit_splits=km.fit_splits,
-                    eval_split=km.eval_split, eval_manifest=dev, k=it.k, km=km, seed=seed,
+                    eval_split=km.eval_split, eval_manifest=dev, k=k, km=km, seed=seed,
                 )  # fmt: skip
             rows[arm][seed] = {k: m[k] for k in KEYS}
             print(json.dumps({"seed": seed, "arm": arm, **rows[arm][seed]}), flush=True)
@@ -59,7 +62,7 @@ def main() -> None:
             summary[f"{arm}/{key}"] = {"mean": round(statistics.mean(vals), 4),
                                        "spread": round(max(vals) - min(vals), 4)}  # fmt: skip
     diff = [round(rows["layer"][s]["pnmi"] - rows["mfcc"][s]["pnmi"], 4) for s in seeds]
-    report = {"iteration": args.iteration, "k": it.k, "seeds": seeds, "per_seed": rows,
+    report = {"iteration": args.iteration, "k": k, "seeds": seeds, "per_seed": rows,
               "summary": summary, "pnmi_layer_minus_mfcc": diff}  # fmt: skip
     emit(report, args.out)
 
