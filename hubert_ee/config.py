@@ -462,6 +462,33 @@ class DistillParams(CTCTrainParams):
     teacher_output_shards: int = Field(ge=1, le=100_000)
     speed_repeats: int = Field(ge=1, le=1000)
     speed_utterances: int = Field(ge=1)
+    arm_recipe: dict[str, dict[str, Any]] = Field(
+        description="an arm's own recipe: overrides of this section's training fields per arm "
+        "(student_only, tok_kd, unc_kd, unc_kd_<teacher>), on every seed of that arm",
+    )
+
+    @model_validator(mode="after")
+    def _check_arm_recipe(self) -> DistillParams:
+        known = set(CTCTrainParams.model_fields)
+        for arm, overrides in self.arm_recipe.items():
+            if arm not in ("student_only", "tok_kd", "unc_kd") and not arm.startswith("unc_kd_"):
+                raise ValueError(
+                    f"distill.arm_recipe names an unknown arm {arm!r}; arms: student_only, "
+                    "tok_kd, unc_kd, unc_kd_<teacher>"
+                )
+            unknown = sorted(set(overrides) - known)
+            if unknown:
+                raise ValueError(
+                    f"distill.arm_recipe.{arm} has unknown field(s) {unknown}; "
+                    f"known: {sorted(known)}"
+                )
+            CTCTrainParams(**{**self.model_dump(include=known), **overrides})  # values valid?
+        return self
+
+    def for_arm(self, arm: str) -> DistillParams:
+        """This section with `arm`'s own recipe applied (the section itself without one)."""
+        overrides = self.arm_recipe.get(arm)
+        return self.model_copy(update=overrides) if overrides else self
 
 
 class SupernetSpace(_Strict):

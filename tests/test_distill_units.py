@@ -149,3 +149,43 @@ def test_a_difference_is_called_only_beyond_the_seed_spread():
     assert report["wer_mean"] == {"student_only": 0.91, "unc_kd": 0.855}
     assert report["wer_seeds"]["unc_kd"] == {"1": 0.85, "2": 0.86}
     assert report["vs_student_only"] == {"unc_kd": "better"}
+
+
+def test_an_arm_can_have_its_own_recipe(smoke_params):
+    from hubert_ee.config import DistillParams
+
+    raw = smoke_params.distill.model_dump()
+    dp = DistillParams(**{**raw, "arm_recipe": {"student_only": {"lr": 1.0e-3}}})
+    assert dp.for_arm("student_only").lr == 1.0e-3
+    assert dp.for_arm("tok_kd").lr == dp.lr == raw["lr"]
+    assert dp.for_arm("tok_kd") is dp  # no recipe of its own: the section itself
+    with pytest.raises(ValueError, match="unknown arm 'teacher'"):
+        DistillParams(**{**raw, "arm_recipe": {"teacher": {"lr": 1.0e-3}}})
+    with pytest.raises(ValueError, match=r"arm_recipe.tok_kd has unknown field\(s\) \['alpha'\]"):
+        DistillParams(**{**raw, "arm_recipe": {"tok_kd": {"alpha": 0.1}}})  # an objective field
+    with pytest.raises(ValueError, match="less than or equal to 1"):
+        DistillParams(**{**raw, "arm_recipe": {"unc_kd_read": {"lr": 3.0}}})
+
+
+def test_every_seed_of_an_arm_trains_with_its_recipe(smoke_params, monkeypatch, tmp_path):
+    from hubert_ee.train import kd_arms
+
+    recipe = {"student_only": {"lr": 1.0e-3}, "unc_kd": {"max_steps": 7}}
+    dp = smoke_params.distill.model_copy(update={"arm_recipe": recipe, "extra_seeds": [9]})
+    seen: dict[str, tuple[float, int, int]] = {}
+
+    def fake_train_arm(name, kd, dp_arm, seed, *rest):
+        seen[name] = (dp_arm.lr, dp_arm.max_steps, seed)
+        return object(), type("R", (), {"best": {"wer": 0.5}})()
+
+    monkeypatch.setattr(kd_arms, "train_arm", fake_train_arm)
+    monkeypatch.setattr(
+        kd_arms, "test_scores", lambda m, tests, b: {"wer": dict.fromkeys(tests, 0.5), "cer": {}}
+    )
+    job = kd_arms.KDJob(dp, 1, "phone", None, {}, None, {"phone": None}, tmp_path, "k", print)
+    kd_arms.train_kd_arms(job, ["read", "lecture"])
+    steps = dp.max_steps
+    assert seen["student_only"] == (1.0e-3, steps, 1)
+    assert seen["student_only-seed9"] == (1.0e-3, steps, 9)
+    assert seen["tok_kd"] == (dp.lr, steps, 1) and seen["tok_kd-seed9"] == (dp.lr, steps, 9)
+    assert seen["unc_kd"][:2] == seen["unc_kd-seed9"][:2] == (dp.lr, 7)

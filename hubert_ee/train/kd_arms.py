@@ -246,7 +246,16 @@ def train_kd_arms(job: KDJob, teachers: list[str]) -> KDArms:
     for arm, kd in every_arm.items():
         run_id = fingerprint({"arm": arm, "stage": stage_key})
         student, out.results[arm] = train_arm(
-            arm, kd, dp, seed, pretrained, data, dev, state_dir / f"{arm}.pt", run_id, log_metrics
+            arm,
+            kd,
+            dp.for_arm(arm),
+            seed,
+            pretrained,
+            data,
+            dev,
+            state_dir / f"{arm}.pt",
+            run_id,
+            log_metrics,
         )
         out.students[arm] = student
         scores = test_scores(student, tests, dp.eval_batch_seconds)
@@ -262,7 +271,7 @@ def train_kd_arms(job: KDJob, teachers: list[str]) -> KDArms:
             student, _ = train_arm(
                 name,
                 kd,
-                dp,
+                dp.for_arm(arm),
                 s,
                 pretrained,
                 data,
@@ -301,6 +310,8 @@ def distill_student(job: KDJob, teachers: dict[str, CTCModel]) -> DistillRun:
     }
     kd = train_kd_arms(job, list(teachers))
     metrics.update(wer=kd.wer, cer=kd.cer, dev_wer=kd.dev_wer)
+    if dp.arm_recipe:
+        metrics["arm_recipe"] = dp.arm_recipe
     best = best_arm(kd.dev_wer)  # chosen on dev, not test
     warnings = weak_teacher_warnings(metrics["teacher_dev_wer"], kd.dev_wer, target)
     for w in warnings:

@@ -1,0 +1,101 @@
+"""Is the student alone's all-blank plateau a recipe artifact (issue 14)? The `distill` stage's
+student_only, tok_kd and unc_kd arms under a few variants of the distillation recipe (peak lr,
+batch size), on several seeds, from the same student initialisation the stage uses.
+
+With the stage's recipe the student alone stays at dev WER 1.0 for 300 steps on some seeds
+(`experiments/results/distill_steps_600.json`), which makes its seed spread the size of every
+difference between arms. A recipe under which every arm leaves the plateau makes the
+comparison decisive, whichever way it goes. Decision on dev (mean over seeds, with the spread);
+test is reported only.
+
+Run in a workspace after `teacher_outputs` (the default profile: the repo root):
+  `python experiments/distill_recipe.py [--root .] [--variants base lr1e-3 lr1e-2 batch10]
+      [--seeds 1234 1235] [--out experiments/results/distill_recipe.json]`
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+# experiments/ (the script's folder is on sys.path)
+from kept_arm import retrain_parser
+from report import add_row, arm_row, emit
+
+from hubert_ee.config import load_params
+from hubert_ee.data.asr_data import domain_split
+from hubert_ee.data.vocab import CharVocab
+from hubert_ee.device import cpu_threads
+from hubert_ee.models.checkpoint import load_encoder
+from hubert_ee.train.kd_arms import arms, kd_data, test_scores, train_arm
+
+VARIANTS: dict[str, dict] = {  # overrides of params.distill
+    "base": {},
+    "lr1e-3": {"lr": 1.0e-3},
+    "lr1e-2": {"lr": 1.0e-2},
+    "batch10": {"max_batch_seconds": 10},
+}
+ARMS = ("student_only", "tok_kd", "unc_kd")
+
+
+def main() -> None:
+    ap = retrain_parser(__doc__)
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    args = ap.parse_args()
+    root, params = Path(args.root), load_params(args.params)
+    target, domains = params.data.target_domain, params.data.teacher_domains
+    vocab, manifests = CharVocab(), root / "data/prepared"
+    dp0 = params.distill.model_copy(update={"arm_recipe": {}})  # every arm the variant's recipe
+    data = kd_data(
+        manifests, root / "data/teacher_outputs", domains, target, dp0.use_unlabeled, vocab
+    )
+    dev = domain_split(manifests, "dev", target, vocab)
+    test = domain_split(manifests, "test", target, vocab)
+    encoder = load_encoder(root / "models/supernet/student.safetensors")
+    report: dict = {
+        "root": str(root),
+        "threads": cpu_threads(),
+        "seeds": args.seeds,
+        "variants": {v: VARIANTS[v] for v in args.variants},
+        "rows": [],
+    }
+    with tempfile.TemporaryDirectory() as state:
+        for variant in args.variants:
+            dp = dp0.model_copy(update=VARIANTS[variant])
+            every_arm = arms(dp, domains)
+            for arm in args.arms:
+                for seed in args.seeds:
+                    name = f"{variant}:{arm}:{seed}"
+                    t0 = time.perf_counter()
+                    student, result = train_arm(
+                        arm, every_arm[arm], dp, seed, encoder, data, dev,
+                        Path(state) / name.replace(":", "_"), f"distill_recipe:{name}",
+                        lambda m, step: None,
+                    )  # fmt: skip
+                    student.eval()
+                    t = test_scores(student, {target: test}, dp.eval_batch_seconds)
+                    curve = [
+                        [e["step"], round(e["wer"], 4), round(e["cer"], 4)] for e in result.evals
+                    ]
+                    row = {"variant": variant, "arm": arm, "seed": seed, "dev_curve": curve}
+                    add_row(report, {**row, **arm_row(result, t, target, t0)}, args.out)
+    summary: dict = {}
+    for variant in args.variants:
+        for arm in args.arms:
+            rows = [r for r in report["rows"] if r["variant"] == variant and r["arm"] == arm]
+            dev_w = [r["dev_wer"] for r in rows]
+            summary[f"{variant}:{arm}"] = {
+                "dev_wer_mean": round(statistics.mean(dev_w), 5),
+                "dev_wer_spread": round(max(dev_w) - min(dev_w), 5),
+                "test_wer_mean": round(statistics.mean(r["test_wer"] for r in rows), 5),
+                "test_cer_mean": round(statistics.mean(r["test_cer"] for r in rows), 5),
+            }
+    report["summary"] = summary
+    emit(report, args.out)
+
+
+if __name__ == "__main__":
+    main()
