@@ -46,7 +46,7 @@ def kept_arm(root: Path, params: Params, vocab: CharVocab) -> KeptArm:
         supernet=Supernet(load_encoder(root / "models/supernet/supernet.safetensors")),
         chosen=Subnet(**json.loads((root / "metrics/supernet.json").read_text())["subnet"]),
         arm=arm,
-        dp=dp,
+        dp=dp.for_arm(arm),  # the arm's own recipe (distill.arm_recipe), as the stage trains it
         kd=arms(dp, domains)[arm],
         data=kd_data(
             root / "data/prepared", root / "data/teacher_outputs", domains, target, False, vocab
