@@ -333,6 +333,16 @@ class CTCTrainParams(CTCLoop):
         return self.uncertainty_samples if self.uncertainty else 0
 
 
+def _check_recipe(where: str, section: CTCTrainParams, overrides: dict[str, Any]) -> None:
+    """An arm's own recipe (`where`: its params path) may override only training fields, and
+    must leave them valid: the section with the overrides applied validates."""
+    known = set(CTCTrainParams.model_fields)
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"{where} has unknown field(s) {unknown}; known: {sorted(known)}")
+    CTCTrainParams(**{**section.model_dump(include=known), **overrides})  # values valid?
+
+
 class AugmentParams(_Strict):
     """Training-time corruption of the teachers' labeled audio (hubert_ee.data.augment.corrupt):
     speed perturbation, then room, noise and telephone channel, each with its own probability."""
@@ -412,13 +422,7 @@ class FinetuneParams(CTCTrainParams):
 
     @model_validator(mode="after")
     def _check_arms(self) -> FinetuneParams:
-        known = set(CTCTrainParams.model_fields)
-        unknown = sorted(set(self.scratch) - known)
-        if unknown:
-            raise ValueError(
-                f"finetune.scratch has unknown field(s) {unknown}; known: {sorted(known)}"
-            )
-        CTCTrainParams(**{**self.model_dump(include=known), **self.scratch})  # values valid?
+        _check_recipe("finetune.scratch", self, self.scratch)
         if any(not 0 < lr <= 1 for lr in self.lr_grid):
             raise ValueError(f"finetune.lr_grid values must be in (0, 1], got {self.lr_grid}")
         if len(self.lr_grid) > 1 and self.lr_probe_steps >= self.max_steps:
@@ -469,20 +473,13 @@ class DistillParams(CTCTrainParams):
 
     @model_validator(mode="after")
     def _check_arm_recipe(self) -> DistillParams:
-        known = set(CTCTrainParams.model_fields)
         for arm, overrides in self.arm_recipe.items():
             if arm not in ("student_only", "tok_kd", "unc_kd") and not arm.startswith("unc_kd_"):
                 raise ValueError(
                     f"distill.arm_recipe names an unknown arm {arm!r}; arms: student_only, "
                     "tok_kd, unc_kd, unc_kd_<teacher>"
                 )
-            unknown = sorted(set(overrides) - known)
-            if unknown:
-                raise ValueError(
-                    f"distill.arm_recipe.{arm} has unknown field(s) {unknown}; "
-                    f"known: {sorted(known)}"
-                )
-            CTCTrainParams(**{**self.model_dump(include=known), **overrides})  # values valid?
+            _check_recipe(f"distill.arm_recipe.{arm}", self, overrides)
         return self
 
     def for_arm(self, arm: str) -> DistillParams:
@@ -648,6 +645,17 @@ class Params(_Strict):
                 f"finetune.ablation_domains {chosen} must be among data.teacher_domains "
                 f"{self.data.teacher_domains}; name some of them, or null for every teacher"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _check_arm_recipe_teachers(self) -> Params:
+        teachers = self.data.teacher_domains
+        for arm in self.distill.arm_recipe:
+            if arm.startswith("unc_kd_") and arm.removeprefix("unc_kd_") not in teachers:
+                raise ValueError(
+                    f"distill.arm_recipe names {arm!r}, but {arm.removeprefix('unc_kd_')!r} is not "
+                    f"among data.teacher_domains {teachers}: that recipe would never be used"
+                )
         return self
 
     @model_validator(mode="after")

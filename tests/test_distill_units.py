@@ -167,6 +167,19 @@ def test_an_arm_can_have_its_own_recipe(smoke_params):
         DistillParams(**{**raw, "arm_recipe": {"unc_kd_read": {"lr": 3.0}}})
 
 
+def test_a_single_teacher_arm_recipe_must_name_a_teacher(smoke_raw):
+    import copy
+
+    from hubert_ee.config import validate_params
+
+    raw = copy.deepcopy(smoke_raw)
+    raw["distill"]["arm_recipe"] = {"unc_kd_read": {"lr": 1.0e-3}}
+    assert validate_params(raw).distill.for_arm("unc_kd_read").lr == 1.0e-3
+    raw["distill"]["arm_recipe"] = {"unc_kd_raed": {"lr": 1.0e-3}}  # a typo: never trained
+    with pytest.raises(ValueError, match="'raed' is not among data.teacher_domains"):
+        validate_params(raw)
+
+
 def test_every_seed_of_an_arm_trains_with_its_recipe(smoke_params, monkeypatch, tmp_path):
     from hubert_ee.train import kd_arms
 
