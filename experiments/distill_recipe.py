@@ -8,6 +8,11 @@ difference between arms. A recipe under which every arm leaves the plateau makes
 comparison decisive, whichever way it goes. Decision on dev (mean over seeds, with the spread);
 test is reported only.
 
+The β variants ask the other question of issue 14: uncertainty KD differs from token KD only by
+β · ‖σ̂^k − σ̂^s‖², which at the section's β = 1 is about a thousandth of the token-KD term, so
+the two arms can only differ by noise. If matching the teachers' σ² teaches the student
+anything, a β that makes the term count must move unc_kd away from tok_kd on dev.
+
 Run in a workspace after `teacher_outputs` (the default profile: the repo root):
   `python experiments/distill_recipe.py [--root .] [--variants base lr1e-3 lr1e-2 batch10]
       [--seeds 1234 1235] [--out experiments/results/distill_recipe.json]`
@@ -36,6 +41,12 @@ VARIANTS: dict[str, dict] = {  # overrides of params.distill
     "lr1e-3": {"lr": 1.0e-3},
     "lr1e-2": {"lr": 1.0e-2},
     "batch10": {"max_batch_seconds": 10},
+    # β, the weight of the σ²-matching term: at β = 1 it is ~1e-3 of the token-KD term
+    "beta3": {"beta": 3.0},
+    "beta10": {"beta": 10.0},
+    "beta30": {"beta": 30.0},
+    "beta300": {"beta": 300.0},
+    "beta3000": {"beta": 3000.0},
 }
 ARMS = ("student_only", "tok_kd", "unc_kd")
 
@@ -67,6 +78,8 @@ def main() -> None:
             dp = dp0.model_copy(update=VARIANTS[variant])
             every_arm = arms(dp, domains)
             for arm in args.arms:
+                if "beta" in VARIANTS[variant] and every_arm[arm].beta == 0:
+                    continue  # β only weighs the uncertainty term: this arm is the base's
                 for seed in args.seeds:
                     name = f"{variant}:{arm}:{seed}"
                     t0 = time.perf_counter()
@@ -86,6 +99,8 @@ def main() -> None:
     for variant in args.variants:
         for arm in args.arms:
             rows = [r for r in report["rows"] if r["variant"] == variant and r["arm"] == arm]
+            if not rows:
+                continue
             dev_w = [r["dev_wer"] for r in rows]
             summary[f"{variant}:{arm}"] = {
                 "dev_wer_mean": round(statistics.mean(dev_w), 5),

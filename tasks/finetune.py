@@ -60,6 +60,8 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
         f"teacher in {out}/model.safetensors: test WER "
         + ", ".join(f"{d} {w:.3f}" for d, w in metrics["wer"].items())
         + (f"; from scratch ({domain}) {scratch:.3f}" if scratch is not None else "")
+        + "; with its lexicon "
+        + ", ".join(f"{d} {w:.3f}" for d, w in metrics["wer_lexicon"].items())
     )
 
 

@@ -216,8 +216,9 @@ def teacher_metrics(
     tests: dict[str, ASRData],
 ) -> dict:
     """metrics/finetune_<domain>.json (DESIGN §11) of the pretrained arm (the teacher): its run,
-    σ²'s quality on dev, greedy WER/CER on every domain's test split, greedy vs beam search
-    in-domain (lexicon = the training words), and the scratch and low-label arms' figures."""
+    σ²'s quality on dev, greedy and beam + lexicon (the training words) WER/CER on every
+    domain's test split, greedy vs beam search in-domain, and the scratch and low-label arms'
+    figures."""
     model, result = arms.models["pretrained"], arms.results["pretrained"]
     metrics: dict = {
         "lr_choice": arms.lr_choice,
@@ -233,12 +234,19 @@ def teacher_metrics(
     }
     if model.variance_head is not None:  # is σ² informative? (dev; DESIGN §6)
         metrics["uncertainty"] = uncertainty_metrics(model, dev, ft.eval_batch_seconds)
+    train_words = {w for t in train.texts() for w in t.split()}
+    lexicon = BeamDecoder(train.vocab, ft.beam_size, words=train_words)
+    metrics["wer_lexicon"], metrics["cer_lexicon"] = {}, {}
     for test_domain, data in tests.items():
         scores, lps = score(model, data, ft.eval_batch_seconds)
         metrics["wer"][test_domain] = round(scores["wer"], 5)
         metrics["cer"][test_domain] = round(scores["cer"], 5)
+        # what the teacher writes when it may only write words it was trained on: on the
+        # target, a transcript made with zero target labels (the lexicon is this domain's)
+        hyps = [lexicon(lp[None], None)[0] for lp in lps]
+        metrics["wer_lexicon"][test_domain] = round(wer(data.texts(), hyps), 5)
+        metrics["cer_lexicon"][test_domain] = round(cer(data.texts(), hyps), 5)
         if test_domain == domain:
-            train_words = {w for t in train.texts() for w in t.split()}
             metrics["decoding"] = beam_report(lps, data, ft.beam_size, train_words)
     if "scratch" in arms.models:
         s_scores, _ = score(arms.models["scratch"], tests[domain], ft.eval_batch_seconds)
