@@ -128,6 +128,10 @@ AUGMENT = {
         "speeds": [1.0], "noise_prob": 1.0, "reverb_prob": 0.0, "telephone_prob": 1.0}}),
     "scratch": ("scratch", DEFAULT),
     "scratch_aug": ("scratch", {**DEFAULT, "augment": AUG}),
+    # pretrained_aug_half's recipe from random weights: the encoder was pretrained on unlabeled
+    # audio of every domain, the target's included; does that make it hear the target better?
+    "scratch_aug_half": ("scratch", {**DEFAULT, "augment": {**AUG, "prob": 0.5,
+                                                           "telephone_prob": 0.8}}),
 }  # fmt: skip
 # `budget`: the recipe before issue 13 reached dev WER ≈ 0.34 on read with 800 x 20 s per arm
 # (lr 3e-3, linear decay, no masks); today's arms get 800 x 8 s and stop near 0.85. Every
