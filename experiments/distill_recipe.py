@@ -9,8 +9,8 @@ comparison decisive, whichever way it goes. Decision on dev (mean over seeds, wi
 test is reported only.
 
 The β variants ask the other question of issue 14: uncertainty KD differs from token KD only by
-β · ‖σ̂^k − σ̂^s‖², which at the section's β = 1 is about a thousandth of the token-KD term, so
-the two arms can only differ by noise. If matching the teachers' σ² teaches the student
+β · ‖σ̂^k − σ̂^s‖², which at the section's β = 1 ends training at about a thousandth of the
+token-KD term; the hypothesis is that the two arms then differ only by noise. If matching the teachers' σ² teaches the student
 anything, a β that makes the term count must move unc_kd away from tok_kd on dev.
 
 Run in a workspace after `teacher_outputs` (the default profile: the repo root):
@@ -41,7 +41,7 @@ VARIANTS: dict[str, dict] = {  # overrides of params.distill
     "lr1e-3": {"lr": 1.0e-3},
     "lr1e-2": {"lr": 1.0e-2},
     "batch10": {"max_batch_seconds": 10},
-    # β, the weight of the σ²-matching term: at β = 1 it is ~1e-3 of the token-KD term
+    # β, the weight of the σ̂-matching term (unc_kd only; at β = 1 it ends at ~1e-3 of the KD loss)
     "beta3": {"beta": 3.0},
     "beta10": {"beta": 10.0},
     "beta30": {"beta": 30.0},
