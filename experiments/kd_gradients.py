@@ -47,6 +47,13 @@ def grad_norms(model: torch.nn.Module, loss: torch.Tensor, groups: dict[str, lis
     return out
 
 
+def cos_uniform(variance: torch.Tensor, valid: torch.Tensor) -> float:
+    """Mean over valid frames of the cosine between σ̂ and the uniform vector (1.0 = flat)."""
+    classes = variance.shape[-1]
+    cos = normalized_variance(variance) @ torch.full((classes,), classes**-0.5)
+    return float(cos[valid].mean())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--root", default=".")
@@ -96,10 +103,7 @@ def main() -> None:
                 out.logits, batch["teacher_logits"][k, :, :frames], valid, dp.temperature
             )
             terms[f"unc/{d}"] = uncertainty_kd_loss(out.variance, t_var, valid)
-            flat = normalized_variance(t_var) @ torch.full(
-                (t_var.shape[-1],), t_var.shape[-1] ** -0.5
-            )
-            flatness[d] = float(flat[valid].mean())
+            flatness[d] = cos_uniform(t_var, valid)
             v = t_var[valid]
             peak_share[d] = float((v.max(-1).values / v.sum(-1).clamp(min=1e-12)).mean())
             top = torch.bincount(v.argmax(-1), minlength=v.shape[-1])
@@ -107,9 +111,6 @@ def main() -> None:
                 vocab.decode([i]) if i != vocab.blank else "<blank>": int(top[i])
                 for i in top.argsort(descending=True)[:3].tolist() if top[i] > 0
             }  # fmt: skip
-        s_flat = normalized_variance(out.variance.detach()) @ torch.full(
-            (out.variance.shape[-1],), out.variance.shape[-1] ** -0.5
-        )
         row = {
             "batch": b,
             "utterances": len(idx),
@@ -118,7 +119,10 @@ def main() -> None:
                 n: {g: round(v, 6) for g, v in grad_norms(student, t, groups).items()}
                 for n, t in terms.items()
             },
-            "sigma_hat_cos_uniform": {**flatness, "student": float(s_flat[valid].mean())},
+            "sigma_hat_cos_uniform": {
+                **flatness,
+                "student": cos_uniform(out.variance.detach(), valid),
+            },
             "teacher_sigma2_peak_share": peak_share,
             "teacher_sigma2_peak_class_frames": peak_class,
             "student_sigma2_norm_mean": float(out.variance.detach().norm(dim=-1)[valid].mean()),
