@@ -22,6 +22,7 @@ from report import emit  # experiments/report.py (the script's folder is on sys.
 from hubert_ee.config import load_params
 from hubert_ee.data.asr_data import ASRData, domain_split
 from hubert_ee.data.vocab import CharVocab
+from hubert_ee.decode.ctc import BeamDecoder
 from hubert_ee.decode.emissions import emissions
 from hubert_ee.models.checkpoint import load_ctc_model
 from hubert_ee.train.teacher import beam_report
@@ -70,13 +71,17 @@ def main() -> None:
         },
         "teachers": {},
     }
+    decoders = {
+        "beam": BeamDecoder(vocab, args.beam),
+        "beam_lexicon": BeamDecoder(vocab, args.beam, words=lexicon),
+    }
     for name, path in teachers.items():
         model = load_ctc_model(path).eval()
         row: dict = {"path": path}
         for split, data in splits.items():
             t0 = time.perf_counter()
             lps = emissions(model, data, 60.0, torch.device("cpu"))
-            row[split] = beam_report(lps, data, args.beam, lexicon)
+            row[split] = beam_report(lps, data, decoders)
             row[split]["wall_s"] = round(time.perf_counter() - t0, 1)
             print(name, split, row[split], flush=True)
         report["teachers"][name] = row

@@ -33,9 +33,15 @@ def _transcribe(args: argparse.Namespace) -> None:
     from hubert_ee.inference import AudioError, load
 
     rec = load(args.model)
-    if args.lexicon or args.beam:
+    if args.lexicon or args.beam or args.lm:
         words = Path(args.lexicon).read_text().split() if args.lexicon else None
-        rec.use_beam(args.beam or 16, words)
+        lm = None
+        if args.lm:
+            lm, lm_words = _language_model(args.lm, args.lm_order)
+            if words is None and lm_words is None:
+                sys.exit(f"--lm {args.lm}: a KenLM file names no lexicon; pass --lexicon too")
+            words = words if words is not None else lm_words
+        rec.use_beam(args.beam or 16, words, lm, args.lm_weight, args.word_score)
     failed = 0
     for t in rec.transcribe_each(args.paths, not args.no_exit, args.threshold):
         if isinstance(t, AudioError):
@@ -51,6 +57,21 @@ def _transcribe(args: argparse.Namespace) -> None:
     if failed:
         print(f"{failed} input(s) failed; the others were transcribed", file=sys.stderr)
         sys.exit(1)
+
+
+def _language_model(path: str, order: int):
+    """A KenLM file (.arpa / .bin) as it is, or a text file of sentences (one per line) that a
+    Kneser-Ney word n-gram LM is fitted on; the words it holds (None for a KenLM file)."""
+    from hubert_ee.decode.ngram_lm import fit_kneser_ney
+
+    if not Path(path).is_file():
+        sys.exit(f"--lm {path}: no such file")
+    if Path(path).suffix in {".arpa", ".bin", ".binary"}:
+        return path, None
+    lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
+    if not lines:
+        sys.exit(f"--lm {path}: no sentences in it (one per line)")
+    return fit_kneser_ney(lines, order), {w for line in lines for w in line.split()}
 
 
 def _positive_int(text: str) -> int:
@@ -156,6 +177,15 @@ def main(argv: list[str] | None = None) -> None:
     tr.add_argument(
         "--lexicon", help="file of allowed words (whitespace-separated); implies beam search"
     )
+    tr.add_argument(
+        "--lm",
+        help="word language model: a text file of sentences (one per line; a Kneser-Ney n-gram "
+        "LM is fitted on it and its words are the lexicon unless --lexicon is given) or a KenLM "
+        ".arpa/.bin file (needs --lexicon); implies beam search",
+    )
+    tr.add_argument("--lm-order", type=_positive_int, default=2, help="n of the fitted LM")
+    tr.add_argument("--lm-weight", type=float, default=1.0, help="weight of the LM's log-prob")
+    tr.add_argument("--word-score", type=float, default=0.0, help="score added per word")
     tr.set_defaults(func=_transcribe)
     rg = sub.add_parser(
         "register", help="register the pipeline's model in MLflow (challenger → champion if better)"

@@ -410,6 +410,14 @@ class FinetuneParams(CTCTrainParams):
     )
     low_label_max_steps: int = Field(ge=1)
     beam_size: int = Field(ge=1, le=10_000)
+    lm_order: int = Field(
+        ge=0,
+        le=6,
+        description="word n-gram LM (Kneser-Ney) over the teacher's training transcripts, fused "
+        "into the lexicon beam for wer_lm/<domain> (0: no LM figures)",
+    )
+    lm_weight: float = Field(ge=0, le=10, description="the LM's log-probability weight")
+    lm_word_score: float = Field(ge=-10, le=10, description="score added per emitted word")
     augment: AugmentParams | None = Field(
         default=None,
         description="training-time corruption of every arm's labeled audio (null: the corpus as it is)",

@@ -21,6 +21,7 @@ import torch
 
 from hubert_ee.data.audio_io import resample
 from hubert_ee.decode.ctc import BeamDecoder, greedy_decode
+from hubert_ee.decode.ngram_lm import NgramLM
 from hubert_ee.models.checkpoint import (
     EXIT_KEY,
     checkpoint_metadata,
@@ -136,12 +137,23 @@ class Recognizer:
             self.model.student.vocab if isinstance(self.model, EarlyExitModel) else self.model.vocab
         )
 
-    def use_beam(self, beam_size: int = 16, words: Iterable[str] | None = None) -> Recognizer:
+    def use_beam(
+        self,
+        beam_size: int = 16,
+        words: Iterable[str] | None = None,
+        lm: NgramLM | str | Path | None = None,
+        lm_weight: float = 1.0,
+        word_score: float = 0.0,
+    ) -> Recognizer:
         """Beam search instead of greedy; `words` restricts the output to a lexicon (e.g. the
-        training vocabulary), which is where beam search pays without a language model."""
+        training vocabulary), which is where beam search pays without a language model; `lm`
+        (with `words`) fuses a word n-gram LM in (hubert_ee.decode.ngram_lm.fit_kneser_ney, or
+        a KenLM file)."""
         if beam_size < 1:
             raise ValueError(f"beam size must be at least 1, got {beam_size}")
-        self.beam = BeamDecoder(self.vocab, beam_size, words=words)
+        self.beam = BeamDecoder(
+            self.vocab, beam_size, words=words, lm=lm, lm_weight=lm_weight, word_score=word_score
+        )
         return self
 
     def _decode(self, log_probs: torch.Tensor) -> str:

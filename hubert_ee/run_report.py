@@ -18,7 +18,7 @@ from pathlib import Path
 HEADLINE = (
     r"kmeans_iter\d+/(pnmi|pnmi/phone|domain_pnmi|pnmi_mfcc_same_k|fit_seconds)",
     r"pretrain_iter\d+/(masked_acc|wall_s)",
-    r"finetune_[^/]+/(wer/[^/]+|wer_lexicon/[^/]+|wer_scratch/[^/]+|wer_low_label(_scratch)?/[^/]+)",
+    r"finetune_[^/]+/(wer/[^/]+|wer_lexicon/[^/]+|wer_lm/[^/]+|wer_scratch/[^/]+|wer_low_label(_scratch)?/[^/]+)",
     r"finetune_[^/]+/uncertainty/(spearman_cer|auroc_token)",
     r"supernet/(params_subnet|params_ratio|latency_rel|dev_loss_chosen)",
     r"distill/(wer/[^/]+/[^/]+|wer_mean/[^/]+|wer_spread/[^/]+|params_student|param_ratio|speed_ratio)",

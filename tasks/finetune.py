@@ -1,7 +1,8 @@
 """Stage `finetune@<domain>`: a CTC teacher for one domain, from the last pretrained encoder.
 
 Also trains the ablation arms (`hubert_ee.train.teacher`) and scores the teacher on the test
-split of every domain (greedy), plus beam search in-domain.
+split of every domain: greedy, and beam search restricted to the teacher's training words
+without and with a word LM of its training transcripts (every decoder's speed in-domain).
 """
 
 from __future__ import annotations
@@ -62,6 +63,12 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
         + (f"; from scratch ({domain}) {scratch:.3f}" if scratch is not None else "")
         + "; with its lexicon "
         + ", ".join(f"{d} {w:.3f}" for d, w in metrics["wer_lexicon"].items())
+        + (
+            "; with its lexicon and word LM "
+            + ", ".join(f"{d} {w:.3f}" for d, w in metrics["wer_lm"].items())
+            if "wer_lm" in metrics
+            else ""
+        )
     )
 
 

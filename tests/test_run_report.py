@@ -16,6 +16,7 @@ RUN = {
         "wer": {"read": 0.3, "phone": 0.9},
         "wer_scratch": {"read": 0.35},
         "wer_lexicon": {"phone": 0.7},
+        "wer_lm": {"phone": 0.68},
         "lr_choice": {"pretrained": {"chosen": 0.003}},  # not a headline figure
         "decoding": {"wer_beam": 0.29},
         "stopped_early": False,
@@ -33,6 +34,7 @@ def test_headline_picks_the_figures_that_compare_runs():
         "finetune_read/wer/phone": 0.9,
         "finetune_read/wer/read": 0.3,
         "finetune_read/wer_lexicon/phone": 0.7,
+        "finetune_read/wer_lm/phone": 0.68,
         "finetune_read/wer_scratch/read": 0.35,
         "threshold_search/wer_ee": 0.91,
         "threshold_search/speedup_measured": 1.6,

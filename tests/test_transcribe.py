@@ -55,6 +55,25 @@ def test_cli_and_api_agree_and_report_exit_layers(smoke_ws, tmp_path):
         assert row["text"] == full.text and row["exit_layer"] == full.num_layers
 
 
+def test_cli_word_lm_writes_only_its_words_and_a_kenlm_file_needs_a_lexicon(smoke_ws, tmp_path):
+    from hubert_ee.decode.ngram_lm import fit_kneser_ney
+
+    wav = _test_wav(smoke_ws)
+    sentences = tmp_path / "sentences.txt"
+    sentences.write_text("the cat saw a dog\na dog saw the cat\n")
+    out = _cli(smoke_ws, "--lm", str(sentences), "--lm-weight", "2", str(wav))
+    assert out.returncode == 0, out.stderr
+    assert set(out.stdout.split("\t")[1].split()) <= {"the", "cat", "saw", "a", "dog"}
+    assert "Loading the LM" not in out.stdout + out.stderr  # KenLM's chatter stays quiet
+    arpa = fit_kneser_ney(sentences.read_text().splitlines()).write_arpa(tmp_path / "lm.arpa")
+    out = _cli(smoke_ws, "--lm", str(arpa), str(wav))
+    assert out.returncode != 0 and "pass --lexicon too" in out.stderr
+    lexicon = tmp_path / "words.txt"
+    lexicon.write_text("the cat saw a dog")
+    out = _cli(smoke_ws, "--lm", str(arpa), "--lexicon", str(lexicon), str(wav))
+    assert out.returncode == 0, out.stderr
+
+
 def test_bad_inputs_give_clear_errors_and_resampling_a_notice(smoke_ws, tmp_path):
     wav = _test_wav(smoke_ws)
     x, sr = sf.read(str(wav), dtype="float32")

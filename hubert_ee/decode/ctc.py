@@ -1,18 +1,25 @@
 """CTC decoding: greedy (best path) and beam search (torchaudio's flashlight decoder).
 
 The beam decoder runs lexicon-free by default (any letter sequence); given a word list it
-constrains the output to those words (a lexicon built from the training transcripts, no LM).
+constrains the output to those words (a lexicon built from the training transcripts), and given
+a word n-gram LM (hubert_ee.decode.ngram_lm, fitted on the same transcripts) it adds
+`lm_weight` x its log-probability and `word_score` per word (shallow fusion, as in fairseq's and
+torchaudio's KenLM decoding).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
 
 from hubert_ee.data.vocab import BLANK, WORD_BOUNDARY, CharVocab
+from hubert_ee.decode.ngram_lm import NgramLM
 
 
 def greedy_ids(log_probs: torch.Tensor, length: int, blank: int = 0) -> list[int]:
@@ -36,11 +43,45 @@ def greedy_decode(
     ]
 
 
+@contextlib.contextmanager
+def _quiet_native_output(active: bool) -> Iterator[None]:
+    """Silences what C++ code writes to the process's stdout/stderr (file descriptors 1 and
+    2, which Python's redirect_stdout does not reach) while the block runs."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 1)
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
+def _lm_path(lm: NgramLM | str | Path | None, tmp: Path) -> str | None:
+    if lm is None:
+        return None
+    if isinstance(lm, NgramLM):
+        return str(lm.write_arpa(tmp / "lm.arpa"))
+    if not Path(lm).is_file():
+        raise FileNotFoundError(f"language model {lm}: no such file")
+    return str(lm)
+
+
 CLOSING_FLOOR = -30.0  # log-prob of every other token on the closing frame
 
 
 class BeamDecoder:
-    """Beam search over the character vocabulary; `words` turns on the lexicon constraint."""
+    """Beam search over the character vocabulary; `words` turns on the lexicon constraint,
+    `lm` (which needs `words`) the word language model: an NgramLM, or the path of a KenLM
+    model (.arpa or KenLM binary) over the same words."""
 
     def __init__(
         self,
@@ -48,6 +89,9 @@ class BeamDecoder:
         beam_size: int = 16,
         words: Iterable[str] | None = None,
         beam_threshold: float = 25.0,
+        lm: NgramLM | str | Path | None = None,
+        lm_weight: float = 1.0,
+        word_score: float = 0.0,
     ):
         try:
             from torchaudio.models.decoder import ctc_decoder
@@ -55,27 +99,31 @@ class BeamDecoder:
             raise RuntimeError(
                 "beam search needs the flashlight-text package: pip install flashlight-text"
             ) from err
+        if lm is not None and words is None:
+            raise ValueError("a word LM needs a lexicon: pass `words` with `lm`")
         self.vocab = vocab
         self.lexicon_words = sorted(set(words)) if words is not None else None
-        with tempfile.TemporaryDirectory() as tmp:  # the decoder reads the lexicon at build time
+        with tempfile.TemporaryDirectory() as tmp:  # the decoder reads both files at build time
             lexicon = None
             if self.lexicon_words is not None:
                 lexicon = Path(tmp) / "lexicon.txt"
                 lexicon.write_text(
                     "".join(f"{w} {' '.join(w)} {WORD_BOUNDARY}\n" for w in self.lexicon_words)
                 )
-            self._decoder = ctc_decoder(
-                lexicon=str(lexicon) if lexicon else None,
-                tokens=list(vocab.tokens),
-                lm=None,
-                beam_size=beam_size,
-                beam_threshold=beam_threshold,
-                blank_token=BLANK,
-                sil_token=WORD_BOUNDARY,
-                unk_word="<unk>",
-                word_score=0.0,
-                sil_score=0.0,
-            )
+            with _quiet_native_output(lm is not None):  # KenLM prints a progress bar per load
+                self._decoder = ctc_decoder(
+                    lexicon=str(lexicon) if lexicon else None,
+                    tokens=list(vocab.tokens),
+                    lm=_lm_path(lm, Path(tmp)),
+                    lm_weight=lm_weight if lm is not None else 0.0,
+                    beam_size=beam_size,
+                    beam_threshold=beam_threshold,
+                    blank_token=BLANK,
+                    sil_token=WORD_BOUNDARY,
+                    unk_word="<unk>",
+                    word_score=word_score,
+                    sil_score=0.0,
+                )
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor | None) -> list[str]:
         emissions = log_probs.detach().float().cpu().contiguous()

@@ -19,6 +19,7 @@ from hubert_ee.data.asr_data import ASRData, AugmentedASRData, subset_minutes
 from hubert_ee.data.vocab import CharVocab
 from hubert_ee.decode.ctc import BeamDecoder, greedy_decode
 from hubert_ee.decode.emissions import emissions, greedy_scores, outputs
+from hubert_ee.decode.ngram_lm import fit_kneser_ney
 from hubert_ee.device import compute_device
 from hubert_ee.metrics.uncertainty import uncertainty_quality
 from hubert_ee.metrics.wer import cer, wer
@@ -105,28 +106,44 @@ def score(model: CTCModel, data: ASRData, batch_s: float) -> tuple[dict, list[to
 
 
 def beam_report(
-    lps: list[torch.Tensor], data: ASRData, beam: int, lexicon_words: set[str]
+    lps: list[torch.Tensor], data: ASRData, decoders: dict[str, BeamDecoder]
 ) -> dict[str, float]:
-    """WER and decode-only speed (x real time) of greedy vs beam search on the same emissions."""
+    """WER, CER and decode-only speed (x real time) of greedy and of each named beam decoder on
+    the same emissions."""
     refs = data.texts()
     audio_s = float(data.lengths().sum()) / 16000
-    decoders = {
-        "greedy": lambda lp: greedy_decode(lp[None], None, data.vocab)[0],
-        "beam": BeamDecoder(data.vocab, beam),
-        "beam_lexicon": BeamDecoder(data.vocab, beam, words=lexicon_words),
-    }
     out: dict[str, float] = {}
-    for name, dec in decoders.items():
+    for name, dec in {"greedy": None, **decoders}.items():
         t0 = time.perf_counter()
-        if name == "greedy":
-            hyps = [dec(lp) for lp in lps]
+        if dec is None:
+            hyps = [greedy_decode(lp[None], None, data.vocab)[0] for lp in lps]
         else:
             hyps = [dec(lp[None], None)[0] for lp in lps]
         elapsed = time.perf_counter() - t0
         out[f"wer_{name}"] = round(wer(refs, hyps), 5)
         out[f"cer_{name}"] = round(cer(refs, hyps), 5)
-        out[f"decode_xrt_{name}"] = round(audio_s / elapsed, 1)
+        out[f"decode_xrt_{name}"] = round(audio_s / max(elapsed, 1e-9), 1)
     return out
+
+
+def teacher_decoders(ft: FinetuneParams, train: ASRData) -> dict[str, BeamDecoder]:
+    """The beam decoders a teacher is scored with: free (any letters), restricted to its own
+    training words, and (finetune.lm_order > 0) those words with a word n-gram LM fitted on its
+    own training transcripts. On another domain, and on the target, these use zero labels of
+    that domain."""
+    texts = train.texts()
+    words = {w for t in texts for w in t.split()}
+    decoders = {
+        "beam": BeamDecoder(train.vocab, ft.beam_size),
+        "beam_lexicon": BeamDecoder(train.vocab, ft.beam_size, words=words),
+    }
+    if ft.lm_order > 0:
+        lm = fit_kneser_ney(texts, order=ft.lm_order)
+        decoders["beam_lexicon_lm"] = BeamDecoder(
+            train.vocab, ft.beam_size, words=words, lm=lm, lm_weight=ft.lm_weight,
+            word_score=ft.lm_word_score,
+        )  # fmt: skip
+    return decoders
 
 
 @dataclass
@@ -216,9 +233,9 @@ def teacher_metrics(
     tests: dict[str, ASRData],
 ) -> dict:
     """metrics/finetune_<domain>.json (DESIGN §11) of the pretrained arm (the teacher): its run,
-    σ²'s quality on dev, greedy and beam + lexicon (the training words) WER/CER on every
-    domain's test split, greedy vs beam search in-domain, and the scratch and low-label arms'
-    figures."""
+    σ²'s quality on dev, greedy, beam + lexicon (the training words) and beam + lexicon + word
+    LM WER/CER on every domain's test split, every decoder's speed in-domain, and the scratch
+    and low-label arms' figures."""
     model, result = arms.models["pretrained"], arms.results["pretrained"]
     metrics: dict = {
         "lr_choice": arms.lr_choice,
@@ -234,20 +251,27 @@ def teacher_metrics(
     }
     if model.variance_head is not None:  # is σ² informative? (dev; DESIGN §6)
         metrics["uncertainty"] = uncertainty_metrics(model, dev, ft.eval_batch_seconds)
-    train_words = {w for t in train.texts() for w in t.split()}
-    lexicon = BeamDecoder(train.vocab, ft.beam_size, words=train_words)
-    metrics["wer_lexicon"], metrics["cer_lexicon"] = {}, {}
+    decoders = teacher_decoders(ft, train)
+    # what the teacher writes when it may only write words it was trained on (and, with the LM,
+    # in the order its training sentences put them): on the target, zero target labels
+    written = {"beam_lexicon": "lexicon", "beam_lexicon_lm": "lm"}
+    for key in written.values():
+        metrics[f"wer_{key}"], metrics[f"cer_{key}"] = {}, {}
     for test_domain, data in tests.items():
         scores, lps = score(model, data, ft.eval_batch_seconds)
         metrics["wer"][test_domain] = round(scores["wer"], 5)
         metrics["cer"][test_domain] = round(scores["cer"], 5)
-        # what the teacher writes when it may only write words it was trained on: on the
-        # target, a transcript made with zero target labels (the lexicon is this domain's)
-        hyps = [lexicon(lp[None], None)[0] for lp in lps]
-        metrics["wer_lexicon"][test_domain] = round(wer(data.texts(), hyps), 5)
-        metrics["cer_lexicon"][test_domain] = round(cer(data.texts(), hyps), 5)
-        if test_domain == domain:
-            metrics["decoding"] = beam_report(lps, data, ft.beam_size, train_words)
+        if test_domain == domain:  # in-domain: every decoder, with its speed
+            report = beam_report(lps, data, decoders)
+            metrics["decoding"] = report
+        else:
+            report = beam_report(lps, data, {k: decoders[k] for k in written if k in decoders})
+        for name, key in written.items():
+            if f"wer_{name}" in report:
+                metrics[f"wer_{key}"][test_domain] = report[f"wer_{name}"]
+                metrics[f"cer_{key}"][test_domain] = report[f"cer_{name}"]
+    if not metrics["wer_lm"]:
+        del metrics["wer_lm"], metrics["cer_lm"]
     if "scratch" in arms.models:
         s_scores, _ = score(arms.models["scratch"], tests[domain], ft.eval_batch_seconds)
         metrics["wer_scratch"] = {domain: round(s_scores["wer"], 5)}
