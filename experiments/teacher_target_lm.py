@@ -4,12 +4,12 @@
 fitted on the same training transcripts fused in (hubert_ee.decode.ngram_lm): zero target labels
 in the model, the lexicon and the LM.
 
-The decoder's three values (LM order, LM weight, word score) are chosen on a dev split and the
-choice is reported on test: once on the teacher's own domain's dev split (no target audio at
+The decoder's values (beam size, LM order, LM weight, word score) are chosen on a dev split and
+the choice is reported on test: once on the teacher's own domain's dev split (no target audio at
 all), once on the target's dev split (its labels choose two decoder scalars, nothing is
 trained on them). Nothing is chosen on test.
-Run: `python experiments/teacher_target_lm.py [--teacher NAME=DOMAIN=PATH ...]
-      [--out experiments/results/teacher_target_lm.json]`
+Run: `python experiments/teacher_target_lm.py [--teacher NAME=DOMAIN=PATH ...] [--beams 16 64]
+      [--orders 2 3 4] [--lm-weights ...] [--word-scores ...] [--out experiments/results/X.json]`
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def main() -> None:
     ap.add_argument("--orders", type=int, nargs="+", default=[2, 3, 4])
     ap.add_argument("--lm-weights", type=float, nargs="+", default=[0.25, 0.5, 1.0, 1.5, 2.0, 3.0])
     ap.add_argument("--word-scores", type=float, nargs="+", default=[-1.0, 0.0, 1.0, 2.0])
-    ap.add_argument("--beam", type=int, default=16)
+    ap.add_argument("--beams", type=int, nargs="+", default=[16])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", help="also write the JSON here")
     args = ap.parse_args()
@@ -57,8 +57,8 @@ def main() -> None:
         (d, d, f"models/teachers/{d}/model.safetensors") for d in params.data.teacher_domains
     ]  # fmt: skip
     vocab = CharVocab()
-    grid = list(itertools.product(args.orders, args.lm_weights, args.word_scores))
-    report: dict = {"target": target, "beam": args.beam, "grid": len(grid), "teachers": {}}
+    grid = list(itertools.product(args.beams, args.orders, args.lm_weights, args.word_scores))
+    report: dict = {"target": target, "beams": args.beams, "grid": len(grid), "teachers": {}}
     for name, domain, path in teachers:
         t0 = time.perf_counter()
         train_texts = domain_split(args.manifests, "train", domain, vocab).texts()
@@ -71,28 +71,31 @@ def main() -> None:
             "target_test": domain_split(args.manifests, "test", target, vocab),
         }
         lps = {s: emissions(model, d, 60.0, torch.device("cpu")) for s, d in splits.items()}
-        lexicon = BeamDecoder(vocab, args.beam, words=words)
+        lexicons = {b: BeamDecoder(vocab, b, words=words) for b in args.beams}
         row: dict = {
             "domain": domain,
             "path": path,
             "lm_sentences": len(train_texts),
             "lexicon_words": len(words),
-            "lexicon_only": {s: decode_scores(lexicon, lps[s], d) for s, d in splits.items()},
+            "lexicon_only": {
+                f"beam{b}": {s: decode_scores(dec, lps[s], d) for s, d in splits.items()}
+                for b, dec in lexicons.items()
+            },
             "dev_grid": [],
         }
-        for order, weight, ws in grid:
-            dec = BeamDecoder(vocab, args.beam, words=words, lm=lms[order], lm_weight=weight,
+        for beam, order, weight, ws in grid:
+            dec = BeamDecoder(vocab, beam, words=words, lm=lms[order], lm_weight=weight,
                               word_score=ws)  # fmt: skip
-            point = {"order": order, "lm_weight": weight, "word_score": ws}
+            point = {"beam": beam, "order": order, "lm_weight": weight, "word_score": ws}
             for s in ("own_dev", "target_dev"):
                 point[s] = decode_scores(dec, lps[s], splits[s])
             row["dev_grid"].append(point)
         for chooser in ("own_dev", "target_dev"):
             best = min(row["dev_grid"], key=lambda p, c=chooser: (p[c]["wer"], p[c]["cer"]))
-            dec = BeamDecoder(vocab, args.beam, words=words, lm=lms[best["order"]],
+            dec = BeamDecoder(vocab, best["beam"], words=words, lm=lms[best["order"]],
                               lm_weight=best["lm_weight"], word_score=best["word_score"])  # fmt: skip
             row[f"chosen_on_{chooser}"] = {
-                **{k: best[k] for k in ("order", "lm_weight", "word_score")},
+                **{k: best[k] for k in ("beam", "order", "lm_weight", "word_score")},
                 "dev": best[chooser],
                 "target_test": decode_scores(dec, lps["target_test"], splits["target_test"]),
             }

@@ -85,3 +85,20 @@ def test_the_lm_picks_the_word_the_language_expects_over_a_slightly_likelier_spe
     assert BeamDecoder(v, 8, words=words, lm=lm, lm_weight=1.0)(lp, None) == ["bet a"]
     with pytest.raises(ValueError, match="needs a lexicon"):
         BeamDecoder(v, 8, lm=lm)
+
+
+def test_teachers_are_scored_with_the_lm_only_when_finetune_asks_for_one():
+    from types import SimpleNamespace
+
+    from hubert_ee.config import load_params
+    from hubert_ee.data.vocab import CharVocab
+    from hubert_ee.train.teacher import teacher_decoders
+
+    ft = load_params("params.yaml").finetune
+    train = SimpleNamespace(vocab=CharVocab(), texts=lambda: ["bet a", "a bat"])
+    assert set(teacher_decoders(ft.model_copy(update={"lm_order": 2}), train)) == {
+        "beam", "beam_lexicon", "beam_lexicon_lm"
+    }  # fmt: skip
+    assert set(teacher_decoders(ft.model_copy(update={"lm_order": 0}), train)) == {
+        "beam", "beam_lexicon"
+    }  # fmt: skip
