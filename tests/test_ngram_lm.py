@@ -102,3 +102,26 @@ def test_teachers_are_scored_with_the_lm_only_when_finetune_asks_for_one():
     assert set(teacher_decoders(ft.model_copy(update={"lm_order": 0}), train)) == {
         "beam", "beam_lexicon"
     }  # fmt: skip
+
+
+def test_beam_report_decodes_greedy_only_when_asked_and_agrees_with_it():
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from hubert_ee.data.asr_data import ASRData
+    from hubert_ee.data.vocab import CharVocab
+    from hubert_ee.decode.ctc import BeamDecoder
+    from hubert_ee.train.teacher import beam_report
+
+    v = CharVocab()
+    path = [v.blank, *v.encode("bet"), v.blank, v.boundary, *v.encode("a"), v.blank]
+    lp = torch.full((len(path), len(v)), -20.0)
+    lp[torch.arange(len(path)), torch.tensor(path)] = 0.0
+    data = ASRData(pd.DataFrame({"text": ["bet a"], "num_samples": [16000]}), v)
+    lexicon = {"beam_lexicon": BeamDecoder(v, 8, words=["bet", "a", "bat"])}
+    both = beam_report([lp], data, lexicon)
+    assert both["wer_greedy"] == both["wer_beam_lexicon"] == 0.0
+    assert np.isfinite(both["decode_xrt_greedy"])
+    lexicon_only = beam_report([lp], data, lexicon, greedy=False)
+    assert set(lexicon_only) == {"wer_beam_lexicon", "cer_beam_lexicon", "decode_xrt_beam_lexicon"}
