@@ -33,6 +33,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -56,14 +57,10 @@ from hubert_ee.train.teacher import teacher_decoders
 def pseudo_label(store: FrameStore, rows: pd.DataFrame, decoder) -> pd.DataFrame:
     """Per unlabeled row: the decoder's transcript of the cached teacher logits and the mean
     Σσ² per frame (the teacher's uncertainty of the utterance)."""
-    index = store.index()
+    cached = dict(store)  # utterance id -> memory-mapped [logits | σ²] frames
     texts, unc = [], []
-    mmaps: dict[int, object] = {}
     for uid in rows["id"]:
-        shard, first, n = index[uid]
-        if shard not in mmaps:
-            mmaps[shard] = store.shard(shard)[2]
-        frames = torch.from_numpy(mmaps[shard][first : first + n].copy()).float()
+        frames = torch.from_numpy(np.array(cached[uid], dtype=np.float32))
         c = frames.shape[1] // 2
         lp = F.log_softmax(frames[:, :c], dim=-1)
         texts.append(decoder(lp[None], None)[0])
@@ -131,7 +128,9 @@ def main() -> None:
 
     base = kd_data(manifests, root / "data/teacher_outputs", domains, target, False, vocab)
     train_rows = base["labeled"].rows
-    train_stores = [[FrameStore(root / "data/teacher_outputs" / d / "train")] for d in domains]
+    with_unlabeled = [  # per teacher: its stores of the target's train and unlabeled splits
+        [FrameStore(root / "data/teacher_outputs" / d / "train"), stores[d]] for d in domains
+    ]
     pretrained = load_encoder(root / "models/supernet/student.safetensors")
     every_arm = arms(dp, domains)
     pl_sorted = pl.sort_values("teacher_uncertainty", kind="stable")
@@ -147,10 +146,7 @@ def main() -> None:
             else:
                 kept = pl_sorted.head(round(keep * len(pl_sorted)))
                 mixed = pd.concat([train_rows, kept[train_rows.columns]], ignore_index=True)
-                both = [s + [stores_d] for s, stores_d in
-                        zip(train_stores, [FrameStore(cache / d / "unlabeled") for d in domains],
-                            strict=True)]  # fmt: skip
-                kd = KDData(mixed, vocab, both)
+                kd = KDData(mixed, vocab, with_unlabeled)
                 data = {"labeled": kd, "all": kd}
             for seed in args.seeds:
                 for arm in args.arms:
