@@ -13,6 +13,13 @@ The β variants ask the other question of issue 14: uncertainty KD differs from 
 token-KD term; the hypothesis is that the two arms then differ only by noise. If matching the teachers' σ² teaches the student
 anything, a β that makes the term count must move unc_kd away from tok_kd on dev.
 
+The `size` variants match the size of the teachers' σ² per frame (log Σ_c σ²) instead of its
+normalised shape, which is one fixed class on every frame (results/sigma_classes.json) while
+the size ranks their errors (uncertainty/spearman_cer); `frame_weights` weighs the two teachers
+frame by frame by their certainty (r_k,t ∝ 1 / Σ_c σ²_k,t). `profile` matches log Σ_c σ²
+centred over each utterance: where in it the teachers are unsure, not their level (`size`
+left every seed on the all-blank plateau: results/distill_uncertainty_size_abs.json).
+
 Run in a workspace after `teacher_outputs` (the default profile: the repo root):
   `python experiments/distill_recipe.py [--root .] [--variants base lr1e-3 lr1e-2 batch10]
       [--seeds 1234 1235] [--out experiments/results/distill_recipe.json]`
@@ -47,6 +54,12 @@ VARIANTS: dict[str, dict] = {  # overrides of params.distill
     "beta30": {"beta": 30.0},
     "beta300": {"beta": 300.0},
     "beta3000": {"beta": 3000.0},
+    # what of the teachers' σ² the student is taught: its per-frame size (log Σσ², which ranks the
+    # teachers' errors) instead of its per-frame shape σ̂ (one fixed class: sigma_classes.json)
+    "size": {"uncertainty_match": "size"},
+    "profile": {"uncertainty_match": "profile"},
+    # the teachers weighed frame by frame by their certainty (r_k,t ∝ 1 / Σσ²_k,t)
+    "frame_weights": {"teacher_weights": "frame_uncertainty"},
 }
 ARMS = ("student_only", "tok_kd", "unc_kd")
 
@@ -78,8 +91,11 @@ def main() -> None:
             dp = dp0.model_copy(update=VARIANTS[variant])
             every_arm = arms(dp, domains)
             for arm in args.arms:
-                if "beta" in VARIANTS[variant] and every_arm[arm].beta == 0:
-                    continue  # β only weighs the uncertainty term: this arm is the base's
+                unc_only = {"beta", "uncertainty_match"} & set(VARIANTS[variant])
+                if unc_only and every_arm[arm].beta == 0:
+                    continue  # β and L_unc only shape the uncertainty term: this arm is the base's
+                if every_arm[arm].alpha == 0 and "teacher_weights" in VARIANTS[variant]:
+                    continue  # the student alone has no teachers to weigh: the base's arm
                 for seed in args.seeds:
                     name = f"{variant}:{arm}:{seed}"
                     t0 = time.perf_counter()

@@ -463,7 +463,15 @@ class DistillParams(CTCTrainParams):
     alpha: float = Field(ge=0, le=1)
     beta: float = Field(ge=0)
     temperature: float = Field(gt=0)
-    teacher_weights: Literal["equal", "uncertainty"] | list[float]
+    teacher_weights: Literal["equal", "uncertainty", "frame_uncertainty"] | list[float] = Field(
+        description="r_k: equal, a list, or by each teacher's certainty (1 / mean Σσ²) per "
+        "utterance (uncertainty) or per frame (frame_uncertainty)"
+    )
+    uncertainty_match: Literal["classes", "size", "profile"] = Field(
+        description="L_unc: classes = ‖σ̂^k − σ̂^s‖² with σ̂ = σ²/‖σ²‖ per frame (DESIGN §7); "
+        "size = (log Σσ²^k − log Σσ²^s)² per frame, the part of σ² that ranks the teachers' "
+        "errors; profile = the same with log Σσ² centred over each utterance's frames"
+    )
     single_teacher_arms: bool = Field(
         description="also train one unc_kd arm per teacher (ablation; one more arm each)"
     )

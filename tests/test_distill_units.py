@@ -11,8 +11,15 @@ import torch
 from hubert_ee.models.config import tiny
 from hubert_ee.models.encoder import HubertEncoder
 from hubert_ee.models.student import init_from_teacher, parameter_count, student_config
-from hubert_ee.train.distill import KDConfig, teacher_weights
-from hubert_ee.train.losses import normalized_variance, token_kd_loss, uncertainty_kd_loss
+from hubert_ee.train.distill import KDConfig, teacher_weights, uncertainty_match_loss
+from hubert_ee.train.losses import (
+    _masked_frame_mean,
+    normalized_variance,
+    token_kd_loss,
+    uncertainty_kd_loss,
+    uncertainty_profile_loss,
+    uncertainty_size_loss,
+)
 
 
 def test_token_kd_is_tau_squared_kl_over_valid_frames():
@@ -202,3 +209,58 @@ def test_every_seed_of_an_arm_trains_with_its_recipe(smoke_params, monkeypatch, 
     assert seen["student_only-seed9"] == (1.0e-3, steps, 9)
     assert seen["tok_kd"] == (dp.lr, steps, 1) and seen["tok_kd-seed9"] == (dp.lr, steps, 9)
     assert seen["unc_kd"][:2] == seen["unc_kd-seed9"][:2] == (dp.lr, 7)
+
+
+def test_teacher_weights_per_frame_follow_each_frames_certainty():
+    # (K=2, batch=1, frames=2, C=2): frame 0 teacher 0 is 3x less sure, frame 1 teacher 1 is
+    var = torch.tensor([[[[1.0, 2.0], [0.5, 0.5]]], [[[0.5, 0.5], [1.0, 2.0]]]])
+    valid = torch.ones(1, 2, dtype=torch.bool)
+    cfg = KDConfig(0.5, 1.0, 1.0, (0.5, 0.5), 0, per_frame=True)
+    r = teacher_weights(cfg, var, valid)
+    assert r.shape == (2, 1, 2)
+    assert r[:, 0, 0].tolist() == pytest.approx([0.25, 0.75])
+    assert r[:, 0, 1].tolist() == pytest.approx([0.75, 0.25])
+    # a teacher with fixed weight 0 never weighs
+    off = teacher_weights(KDConfig(0.5, 1.0, 1.0, (1.0, 0.0), 0, per_frame=True), var, valid)
+    assert off[0, 0].tolist() == pytest.approx([1.0, 1.0])
+    assert off[1, 0].tolist() == pytest.approx([0.0, 0.0])
+
+
+def test_frame_weights_scale_each_frame():
+    per_frame = torch.tensor([[1.0, 3.0, 5.0]])
+    valid = torch.tensor([[True, True, False]])
+    got = _masked_frame_mean(per_frame, valid, torch.tensor([[0.5, 2.0, 9.0]]))
+    assert got.item() == pytest.approx((0.5 * 1.0 + 2.0 * 3.0) / 2)
+
+
+def test_uncertainty_size_loss_matches_log_total_variance():
+    teacher = torch.tensor([[[1.0, 1.0], [0.1, 0.1]]])  # totals 2, 0.2
+    student = torch.tensor([[[0.5, 1.5], [2.0, 0.0]]])  # totals 2, 2
+    valid = torch.ones(1, 2, dtype=torch.bool)
+    expected = (0.0 + math.log(0.2 / 2.0) ** 2) / 2
+    assert uncertainty_size_loss(student, teacher, valid).item() == pytest.approx(expected)
+    # unlike σ̂-matching it sees the size: the same shape at another size costs
+    assert uncertainty_size_loss(teacher * 10, teacher, valid).item() == pytest.approx(
+        math.log(10) ** 2
+    )
+    assert uncertainty_kd_loss(teacher * 10, teacher, valid).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_uncertainty_match_by_name():
+    assert uncertainty_match_loss("size") is uncertainty_size_loss
+    assert uncertainty_match_loss("classes") is uncertainty_kd_loss
+    assert uncertainty_match_loss("profile") is uncertainty_profile_loss
+    with pytest.raises(ValueError, match="classes \\| size \\| profile"):
+        uncertainty_match_loss("shape")
+
+
+def test_uncertainty_profile_loss_ignores_each_utterances_level():
+    teacher = torch.tensor([[[1.0], [4.0], [9.0]]])  # log totals 0, log 4, (padding)
+    valid = torch.tensor([[True, True, False]])
+    # the same profile at any level costs nothing; padding frames never count
+    student = torch.tensor([[[0.01], [0.04], [1e6]]])
+    assert uncertainty_profile_loss(student, teacher, valid).item() == pytest.approx(0.0, abs=1e-9)
+    # a flat student: centred teacher profile is ∓ log(4)/2 on the two frames
+    flat = torch.tensor([[[3.0], [3.0], [3.0]]])
+    expected = (math.log(4) / 2) ** 2
+    assert uncertainty_profile_loss(flat, teacher, valid).item() == pytest.approx(expected)

@@ -21,7 +21,13 @@ from hubert_ee.data.vocab import CharVocab
 from hubert_ee.features.store import FrameStore
 from hubert_ee.models.ctc_model import CTCOutput
 from hubert_ee.train.finetune import Objective
-from hubert_ee.train.losses import token_kd_loss, uncertain_ctc_loss, uncertainty_kd_loss
+from hubert_ee.train.losses import (
+    token_kd_loss,
+    uncertain_ctc_loss,
+    uncertainty_kd_loss,
+    uncertainty_profile_loss,
+    uncertainty_size_loss,
+)
 
 
 class KDData(ASRData):
@@ -100,21 +106,40 @@ class KDConfig:
     teacher_weights: tuple[float, ...]  # r_k, summing to 1
     uncertainty_samples: int
     per_utterance: bool = False  # r_k from each teacher's uncertainty on the utterance
+    per_frame: bool = False  # r_k from each teacher's uncertainty on the frame
+    uncertainty_match: str = "classes"  # L_unc: classes (σ̂) | size | profile (log Σσ²)
     uncertainty_loss: str = "sequence"  # the student's CTC term (losses.uncertain_ctc_loss)
 
 
 def teacher_weights(cfg: KDConfig, variance: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """r_k per utterance, (K, batch). Fixed weights, or with `per_utterance` the teachers that
-    are surer of an utterance (lower mean Σ_c σ² over its frames) weigh more: r_k ∝ 1/ū_k,
-    restricted to the teachers whose fixed weight is non-zero."""
+    """r_k per utterance, (K, batch), or per frame, (K, batch, frames). Fixed weights, or with
+    `per_utterance` the teachers that are surer of an utterance (lower mean Σ_c σ² over its
+    frames) weigh more: r_k ∝ 1/ū_k; with `per_frame` likewise frame by frame, r_k,t ∝ 1/u_k,t.
+    Restricted to the teachers whose fixed weight is non-zero."""
     k, b = variance.shape[0], variance.shape[1]
     fixed = torch.tensor(cfg.teacher_weights, dtype=torch.float32)[:, None].expand(k, b)
+    if cfg.per_frame:
+        u = variance.float().sum(-1)  # (K, batch, frames)
+        inv = (fixed[..., None] > 0).float() / u.clamp(min=1e-8)
+        return inv / inv.sum(0, keepdim=True).clamp(min=1e-12)
     if not cfg.per_utterance:
         return fixed
     frames = valid.float().sum(1).clamp(min=1)  # (batch,)
     u = (variance.sum(-1) * valid[None].float()).sum(-1) / frames  # (K, batch)
     inv = (fixed > 0).float() / u.clamp(min=1e-8)
     return inv / inv.sum(0, keepdim=True).clamp(min=1e-12)
+
+
+def uncertainty_match_loss(kind: str):
+    """L_unc^k by name (distill.uncertainty_match)."""
+    losses = {
+        "classes": uncertainty_kd_loss,
+        "size": uncertainty_size_loss,
+        "profile": uncertainty_profile_loss,
+    }
+    if kind not in losses:
+        raise ValueError(f"unknown uncertainty_match {kind!r} (classes | size | profile)")
+    return losses[kind]
 
 
 def kd_objective(cfg: KDConfig) -> Objective:
@@ -160,7 +185,8 @@ def kd_objective(cfg: KDConfig) -> Objective:
                     if out.variance is None:
                         raise ValueError("uncertainty KD needs a student with an uncertainty head")
                     t_var = batch["teacher_variance"][k, :, :frames].to(device)
-                    unc = uncertainty_kd_loss(out.variance, t_var, valid, r)
+                    match = uncertainty_match_loss(cfg.uncertainty_match)
+                    unc = match(out.variance, t_var, valid, r)
                     term = term + cfg.beta * unc
                     parts[f"unc_{k}"] = unc.detach()
                 kd = kd + term

@@ -50,11 +50,13 @@ def arms(dp: DistillParams, teachers: list[str]) -> dict[str, KDConfig]:
         weights = tuple([1.0 / k] * k)
     samples = dp.noise_samples
     per_utt = dp.teacher_weights == "uncertainty"
-    loss = {"uncertainty_loss": dp.uncertainty_loss}
+    per_frame = dp.teacher_weights == "frame_uncertainty"
+    loss = {"uncertainty_loss": dp.uncertainty_loss, "uncertainty_match": dp.uncertainty_match}
+    by = {"per_utterance": per_utt, "per_frame": per_frame}
     out = {
         "student_only": KDConfig(0.0, 0.0, dp.temperature, weights, samples, **loss),
-        "tok_kd": KDConfig(dp.alpha, 0.0, dp.temperature, weights, samples, per_utt, **loss),
-        "unc_kd": KDConfig(dp.alpha, dp.beta, dp.temperature, weights, samples, per_utt, **loss),
+        "tok_kd": KDConfig(dp.alpha, 0.0, dp.temperature, weights, samples, **by, **loss),
+        "unc_kd": KDConfig(dp.alpha, dp.beta, dp.temperature, weights, samples, **by, **loss),
     }
     if dp.single_teacher_arms and k > 1:
         for i, d in enumerate(teachers):

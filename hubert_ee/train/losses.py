@@ -163,10 +163,13 @@ def uncertain_ctc_loss(mode: str, *args, **kwargs) -> torch.Tensor:
 def _masked_frame_mean(
     per_frame: torch.Tensor, valid: torch.Tensor, row_weights: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Mean over valid frames of a (batch, frames) tensor; `row_weights` (batch,) scales each
-    utterance's frames (per-utterance teacher weights r_k)."""
+    """Mean over valid frames of a (batch, frames) tensor; `row_weights` scales each utterance's
+    frames, (batch,), or each frame, (batch, frames) (teacher weights r_k per utterance or frame)."""
     valid = valid.to(per_frame.dtype)
-    weighted = valid if row_weights is None else valid * row_weights[:, None]
+    if row_weights is None:
+        weighted = valid
+    else:
+        weighted = valid * (row_weights[:, None] if row_weights.dim() == 1 else row_weights)
     return (per_frame * weighted).sum() / valid.sum().clamp(min=1)
 
 
@@ -199,3 +202,42 @@ def uncertainty_kd_loss(
     """mean_t ‖σ̂^k_t − σ̂^s_t‖² over valid frames (DESIGN §7)."""
     diff = normalized_variance(teacher_variance) - normalized_variance(student_variance)
     return _masked_frame_mean((diff**2).sum(-1), valid, row_weights)
+
+
+def log_total_variance(variance: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """log Σ_c σ²_t per frame, (batch, frames): the size of σ², which ranks a teacher's errors."""
+    return variance.float().sum(-1).clamp(min=eps).log()
+
+
+def uncertainty_size_loss(
+    student_variance: torch.Tensor,
+    teacher_variance: torch.Tensor,
+    valid: torch.Tensor,
+    row_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """mean_t (log Σ_c σ²^k_t − log Σ_c σ²^s_t)² over valid frames. The per-frame shape σ̂ of
+    the teachers' σ² is one fixed class (experiments/results/sigma_classes.json); its size is
+    what ranks their errors, so this term teaches the student where the teachers are unsure."""
+    diff = log_total_variance(teacher_variance) - log_total_variance(student_variance)
+    return _masked_frame_mean(diff**2, valid, row_weights)
+
+
+def uncertainty_profile_loss(
+    student_variance: torch.Tensor,
+    teacher_variance: torch.Tensor,
+    valid: torch.Tensor,
+    row_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """mean_t (ℓ^k_t − ℓ^s_t)² over valid frames, ℓ_t = log Σ_c σ²_t minus its mean over the
+    utterance's valid frames: where in the utterance a teacher is unsure, free of its level.
+    Matching the level too (uncertainty_size_loss) asks one student for two teachers' levels, an
+    order of magnitude apart, and starts from a student level far from both."""
+    v = valid.float()
+    frames = v.sum(-1, keepdim=True).clamp(min=1)
+
+    def centred(variance: torch.Tensor) -> torch.Tensor:
+        log_u = log_total_variance(variance)
+        return (log_u - (log_u * v).sum(-1, keepdim=True) / frames) * v
+
+    diff = centred(teacher_variance) - centred(student_variance)
+    return _masked_frame_mean(diff**2, valid, row_weights)
