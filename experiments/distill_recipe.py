@@ -18,7 +18,8 @@ normalised shape, which is one fixed class on every frame (results/sigma_classes
 the size ranks their errors (uncertainty/spearman_cer); `frame_weights` weighs the two teachers
 frame by frame by their certainty (r_k,t ∝ 1 / Σ_c σ²_k,t). `profile` matches log Σ_c σ²
 centred over each utterance: where in it the teachers are unsure, not their level (`size`
-left every seed on the all-blank plateau: results/distill_uncertainty_size_abs.json).
+left every seed on the all-blank plateau: results/distill_uncertainty_size_abs.json);
+`profile_beta3` / `profile_beta10` weigh it more (at β = 1 it ends near 0.03 per teacher).
 
 Run in a workspace after `teacher_outputs` (the default profile: the repo root):
   `python experiments/distill_recipe.py [--root .] [--variants base lr1e-3 lr1e-2 batch10]
@@ -58,6 +59,8 @@ VARIANTS: dict[str, dict] = {  # overrides of params.distill
     # teachers' errors) instead of its per-frame shape σ̂ (one fixed class: sigma_classes.json)
     "size": {"uncertainty_match": "size"},
     "profile": {"uncertainty_match": "profile"},
+    "profile_beta3": {"uncertainty_match": "profile", "beta": 3.0},
+    "profile_beta10": {"uncertainty_match": "profile", "beta": 10.0},
     # the teachers weighed frame by frame by their certainty (r_k,t ∝ 1 / Σσ²_k,t)
     "frame_weights": {"teacher_weights": "frame_uncertainty"},
 }
