@@ -3,6 +3,7 @@
 Trains every ablation arm with the same budget (DESIGN §7): student_only, tok_kd, unc_kd and
 unc_kd_<teacher>; scores each on the test split of every domain; keeps the student of the arm
 with the best target-domain dev WER; measures the teacher/student speed ratio at batch size 1.
+The arms train `num_workers` at a time (0: one per core), one torch thread each.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from hubert_ee.config import Params
 from hubert_ee.data.asr_data import domain_split
+from hubert_ee.data.prepare import resolve_workers
 from hubert_ee.data.vocab import CharVocab
 from hubert_ee.decode.teacher_outputs import teacher_paths
 from hubert_ee.models.checkpoint import load_ctc_model, load_encoder, save_ctc_model
@@ -39,6 +41,7 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
         Path(args.state),
         args.stage_key,
         lambda m, step: tracker.log_metrics(m, step=step),
+        workers=resolve_workers(params.num_workers),
     )
     run = distill_student(job, teachers)
     out, plots = Path(args.out), Path(args.plots)
@@ -74,7 +77,7 @@ if __name__ == "__main__":
         main,
         parser,
         "distill",
-        ["seed", "data.teacher_domains", "data.target_domain", "distill"],
+        ["seed", "num_workers", "data.teacher_domains", "data.target_domain", "distill"],
         inputs=["teachers", "teacher_outputs", "encoder", "manifests"],
         all_threads=True,
     )

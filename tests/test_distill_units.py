@@ -187,28 +187,27 @@ def test_a_single_teacher_arm_recipe_must_name_a_teacher(smoke_raw):
         validate_params(raw)
 
 
-def test_every_seed_of_an_arm_trains_with_its_recipe(smoke_params, monkeypatch, tmp_path):
+def test_every_seed_of_an_arm_trains_with_its_recipe(smoke_params, tmp_path):
     from hubert_ee.train import kd_arms
 
     recipe = {"student_only": {"lr": 1.0e-3}, "unc_kd": {"max_steps": 7}}
     dp = smoke_params.distill.model_copy(update={"arm_recipe": recipe, "extra_seeds": [9]})
-    seen: dict[str, tuple[float, int, int]] = {}
-
-    def fake_train_arm(name, kd, dp_arm, seed, *rest):
-        seen[name] = (dp_arm.lr, dp_arm.max_steps, seed)
-        return object(), type("R", (), {"best": {"wer": 0.5}})()
-
-    monkeypatch.setattr(kd_arms, "train_arm", fake_train_arm)
-    monkeypatch.setattr(
-        kd_arms, "test_scores", lambda m, tests, b: {"wer": dict.fromkeys(tests, 0.5), "cer": {}}
-    )
-    job = kd_arms.KDJob(dp, 1, "phone", None, {}, None, {"phone": None}, tmp_path, "k", print)
-    kd_arms.train_kd_arms(job, ["read", "lecture"])
+    encoder = type("Encoder", (), {"cfg": None, "state_dict": lambda self: {}})()
+    tests = {"read": None, "phone": None}
+    job = kd_arms.KDJob(dp, 1, "phone", encoder, {}, None, tests, tmp_path, "k", print)
+    units = {u.name: u for u in kd_arms.arm_units(job, ["read", "lecture"])}
+    seen = {name: (u.dp.lr, u.dp.max_steps, u.seed) for name, u in units.items()}
     steps = dp.max_steps
     assert seen["student_only"] == (1.0e-3, steps, 1)
     assert seen["student_only-seed9"] == (1.0e-3, steps, 9)
     assert seen["tok_kd"] == (dp.lr, steps, 1) and seen["tok_kd-seed9"] == (dp.lr, steps, 9)
     assert seen["unc_kd"][:2] == seen["unc_kd-seed9"][:2] == (dp.lr, 7)
+    # the stage's seed is scored on every test split, the extra seeds on the target's only
+    assert list(units["unc_kd"].tests) == ["read", "phone"]
+    assert list(units["unc_kd-seed9"].tests) == ["phone"]
+    # each unit resumes from its own state and fingerprint
+    assert len({u.state_path for u in units.values()}) == len({u.run_id for u in units.values()})
+    assert len({u.run_id for u in units.values()}) == len(units)
 
 
 def test_teacher_weights_per_frame_follow_each_frames_certainty():

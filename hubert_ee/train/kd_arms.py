@@ -24,6 +24,7 @@ from hubert_ee.models.ctc_model import CTCModel
 from hubert_ee.models.encoder import HubertEncoder
 from hubert_ee.models.inference_form import inference_form
 from hubert_ee.models.student import init_from_teacher, parameter_count, student_config
+from hubert_ee.parallel import Executor, run_units
 from hubert_ee.train.checkpointing import fingerprint
 from hubert_ee.train.distill import (
     KDConfig,
@@ -235,55 +236,106 @@ class KDJob:
     state_dir: Path
     stage_key: str
     log_metrics: LogFn
+    workers: int = 1  # arms trained at once, one process and one torch thread each
+
+
+@dataclass
+class ArmUnit:
+    """One arm at one seed: a picklable work unit (hubert_ee.parallel)."""
+
+    name: str  # the arm, "-seed<s>" for an extra seed
+    arm: str
+    kd: KDConfig
+    dp: DistillParams  # the arm's recipe (dp.for_arm)
+    seed: int
+    pretrained: tuple  # (EncoderConfig, state_dict): a weight-normed module does not pickle
+    data: dict[str, KDData]
+    dev: ASRData
+    tests: dict[str, ASRData]  # the splits the student is scored on
+    state_path: Path
+    run_id: str
+
+
+@dataclass
+class ArmOutcome:
+    name: str
+    student_state: dict[str, torch.Tensor]
+    result: FinetuneResult
+    scores: dict[str, dict]  # test_scores
+    logged: list[dict]  # the rows the loop logged, for the stage's tracker
+
+
+def train_unit(unit: ArmUnit) -> ArmOutcome:
+    """Train and score one arm (in a worker process, or in this one)."""
+    logged: list[dict] = []
+    cfg, weights = unit.pretrained
+    pretrained = HubertEncoder(cfg)
+    pretrained.load_state_dict(weights)
+    student, result = train_arm(
+        unit.name, unit.kd, unit.dp, unit.seed, pretrained, unit.data, unit.dev,
+        unit.state_path, unit.run_id, lambda m, step: logged.append({"step": step, **m}),
+    )  # fmt: skip
+    scores = test_scores(student, unit.tests, unit.dp.eval_batch_seconds)
+    state = {k: v.detach().cpu() for k, v in student.state_dict().items()}
+    return ArmOutcome(unit.name, state, result, scores, logged)
+
+
+def arm_units(job: KDJob, teachers: list[str]) -> list[ArmUnit]:
+    """Every arm at `job.seed` (scored on every test split), then SPREAD_ARMS again at each of
+    `dp.extra_seeds` (scored on the target's test split): the seed spread of DESIGN §7."""
+    dp, every_arm = job.dp, arms(job.dp, teachers)
+    weights = {k: v.detach() for k, v in job.pretrained.state_dict().items()}
+    common = {"pretrained": (job.pretrained.cfg, weights), "data": job.data, "dev": job.dev}
+    units = [
+        ArmUnit(arm, arm, kd, dp.for_arm(arm), job.seed, tests=job.tests,
+                state_path=job.state_dir / f"{arm}.pt",
+                run_id=fingerprint({"arm": arm, "stage": job.stage_key}), **common)
+        for arm, kd in every_arm.items()
+    ]  # fmt: skip
+    for s in dp.extra_seeds:  # (Params checks they are distinct and not `seed`)
+        for arm in SPREAD_ARMS:
+            name = f"{arm}-seed{s}"
+            units.append(
+                ArmUnit(name, arm, every_arm[arm], dp.for_arm(arm), s,
+                        tests={job.target: job.tests[job.target]},
+                        state_path=job.state_dir / f"{name}.pt",
+                        run_id=fingerprint({"arm": arm, "stage": job.stage_key, "seed": s}),
+                        **common)
+            )  # fmt: skip
+    return units
 
 
 def train_kd_arms(job: KDJob, teachers: list[str]) -> KDArms:
-    """Every arm at `job.seed` (scored on every test split), then SPREAD_ARMS again at each of
-    `dp.extra_seeds` (scored on the target's test split): the seed spread of DESIGN §7."""
-    dp, seed, target, tests = job.dp, job.seed, job.target, job.tests
-    pretrained, data, dev, state_dir = job.pretrained, job.data, job.dev, job.state_dir
-    stage_key, log_metrics = job.stage_key, job.log_metrics
+    """Every arm of `arm_units`, `job.workers` at a time.
+
+    Each arm trains with one torch thread whatever the number of workers, so its figures do
+    not depend on how many ran beside it: on a CPU the small student gains almost nothing
+    from a second thread (benchmarks/arm_parallelism.py), and two arms side by side take the
+    time of one."""
+    dp, seed, target = job.dp, job.seed, job.target
+    units = arm_units(job, teachers)
+    threads = torch.get_num_threads()
+    workers = job.workers if compute_device().type == "cpu" else 1
+    done: dict[str, ArmOutcome] = {}
+    try:
+        for outcome in run_units(train_unit, units, Executor("local", workers)):
+            done[outcome.name] = outcome
+            for row in outcome.logged:
+                job.log_metrics({k: v for k, v in row.items() if k != "step"}, row["step"])
+            print(f"distillation arm {outcome.name} done ({len(done)}/{len(units)})", flush=True)
+    finally:
+        torch.set_num_threads(threads)  # run_units' in-process path left one thread
     out = KDArms()
-    every_arm = arms(dp, teachers)
-    for arm, kd in every_arm.items():
-        run_id = fingerprint({"arm": arm, "stage": stage_key})
-        student, out.results[arm] = train_arm(
-            arm,
-            kd,
-            dp.for_arm(arm),
-            seed,
-            pretrained,
-            data,
-            dev,
-            state_dir / f"{arm}.pt",
-            run_id,
-            log_metrics,
-        )
-        out.students[arm] = student
-        scores = test_scores(student, tests, dp.eval_batch_seconds)
-        out.wer[arm], out.cer[arm] = scores["wer"], scores["cer"]
-        out.dev_wer[arm] = round(out.results[arm].best["wer"], 5)
-        if arm in SPREAD_ARMS and dp.extra_seeds:
-            out.seed_wer[arm] = {seed: out.wer[arm][target]}
-    for s in dp.extra_seeds:  # (Params checks they are distinct and not `seed`)
-        for arm in SPREAD_ARMS:
-            kd = every_arm[arm]
-            name = f"{arm}-seed{s}"
-            run_id = fingerprint({"arm": arm, "stage": stage_key, "seed": s})
-            student, _ = train_arm(
-                name,
-                kd,
-                dp.for_arm(arm),
-                s,
-                pretrained,
-                data,
-                dev,
-                state_dir / f"{name}.pt",
-                run_id,
-                log_metrics,
-            )
-            scores = test_scores(student, {target: tests[target]}, dp.eval_batch_seconds)
-            out.seed_wer[arm][s] = scores["wer"][target]
+    for unit in units:
+        got = done[unit.name]
+        if unit.name == unit.arm:  # the arm at the stage's seed
+            student = new_student(unit.dp, seed, job.pretrained, job.dev.vocab)
+            student.load_state_dict(got.student_state)
+            out.students[unit.arm], out.results[unit.arm] = student, got.result
+            out.wer[unit.arm], out.cer[unit.arm] = got.scores["wer"], got.scores["cer"]
+            out.dev_wer[unit.arm] = round(got.result.best["wer"], 5)
+        if unit.arm in SPREAD_ARMS and dp.extra_seeds:
+            out.seed_wer.setdefault(unit.arm, {})[unit.seed] = got.scores["wer"][target]
     return out
 
 
