@@ -148,7 +148,11 @@ def main() -> None:
                 cfg = student.encoder.cfg
                 row = {"name": name, "seed": seed, "pos_conv_kernel": cfg.pos_conv_kernel,
                        "pos_conv_groups": cfg.pos_conv_groups}  # fmt: skip
-                add_row(report, {**row, **arm_row(result, t, target, t0)}, args.out)
+                add_row(
+                    report,
+                    {**row, **arm_row(result, t, target, time.perf_counter() - t0)},
+                    args.out,
+                )
                 if seed != args.seeds[0]:
                     continue
                 run = train_exits(

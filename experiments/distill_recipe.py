@@ -21,6 +21,12 @@ centred over each utterance: where in it the teachers are unsure, not their leve
 left every seed on the all-blank plateau: results/distill_uncertainty_size_abs.json);
 `profile_beta3` / `profile_beta10` weigh it more (at β = 1 it ends near 0.03 per teacher).
 
+`alpha025` / `alpha075` / `tau2` vary the weight of the teacher terms (α) and the temperature
+of their posteriors (τ), which the section took from DESIGN §7 without a measurement.
+
+The arms train `--workers` at a time (0: one per core), one torch thread each, as the stage's
+do: a row reproduces the stage's arm of the same seed to the digit.
+
 Run in a workspace after `teacher_outputs` (the default profile: the repo root):
   `python experiments/distill_recipe.py [--root .] [--variants base lr1e-3 lr1e-2 batch10]
       [--seeds 1234 1235] [--out experiments/results/distill_recipe.json]`
@@ -30,7 +36,6 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 # experiments/ (the script's folder is on sys.path)
@@ -42,7 +47,8 @@ from hubert_ee.data.asr_data import domain_split
 from hubert_ee.data.vocab import CharVocab
 from hubert_ee.device import cpu_threads
 from hubert_ee.models.checkpoint import load_encoder
-from hubert_ee.train.kd_arms import arms, kd_data, test_scores, train_arm
+from hubert_ee.parallel import Executor, run_units
+from hubert_ee.train.kd_arms import ArmUnit, arms, kd_data, train_unit
 
 VARIANTS: dict[str, dict] = {  # overrides of params.distill
     "base": {},
@@ -63,6 +69,11 @@ VARIANTS: dict[str, dict] = {  # overrides of params.distill
     "profile_beta10": {"uncertainty_match": "profile", "beta": 10.0},
     # the teachers weighed frame by frame by their certainty (r_k,t ∝ 1 / Σσ²_k,t)
     "frame_weights": {"teacher_weights": "frame_uncertainty"},
+    # how much the student listens to the teachers (α, the section's 0.5) and how soft their
+    # posteriors are (τ, the section's 1): neither was chosen on dev before
+    "alpha025": {"alpha": 0.25},
+    "alpha075": {"alpha": 0.75},
+    "tau2": {"temperature": 2.0},
 }
 ARMS = ("student_only", "tok_kd", "unc_kd")
 
@@ -71,6 +82,7 @@ def main() -> None:
     ap = retrain_parser(__doc__)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    ap.add_argument("--workers", type=int, default=0, help="arms at once (0: one per core)")
     args = ap.parse_args()
     root, params = Path(args.root), load_params(args.params)
     target, domains = params.data.target_domain, params.data.teacher_domains
@@ -89,7 +101,9 @@ def main() -> None:
         "variants": {v: VARIANTS[v] for v in args.variants},
         "rows": [],
     }
+    weights = {k: v.detach() for k, v in encoder.state_dict().items()}
     with tempfile.TemporaryDirectory() as state:
+        units = []
         for variant in args.variants:
             dp = dp0.model_copy(update=VARIANTS[variant])
             every_arm = arms(dp, domains)
@@ -97,23 +111,29 @@ def main() -> None:
                 unc_only = {"beta", "uncertainty_match"} & set(VARIANTS[variant])
                 if unc_only and every_arm[arm].beta == 0:
                     continue  # β and L_unc only shape the uncertainty term: this arm is the base's
-                if every_arm[arm].alpha == 0 and "teacher_weights" in VARIANTS[variant]:
-                    continue  # the student alone has no teachers to weigh: the base's arm
+                if every_arm[arm].alpha == 0 and {"teacher_weights", "alpha", "temperature"} & set(
+                    VARIANTS[variant]
+                ):
+                    continue  # the student alone has no teachers: the base's arm
                 for seed in args.seeds:
                     name = f"{variant}:{arm}:{seed}"
-                    t0 = time.perf_counter()
-                    student, result = train_arm(
-                        arm, every_arm[arm], dp, seed, encoder, data, dev,
-                        Path(state) / name.replace(":", "_"), f"distill_recipe:{name}",
-                        lambda m, step: None,
+                    units.append(
+                        ArmUnit(name, arm, every_arm[arm], dp, seed, (encoder.cfg, weights), data,
+                                dev, {target: test}, Path(state) / name.replace(":", "_"),
+                                f"distill_recipe:{name}")
                     )  # fmt: skip
-                    student.eval()
-                    t = test_scores(student, {target: test}, dp.eval_batch_seconds)
-                    curve = [
-                        [e["step"], round(e["wer"], 4), round(e["cer"], 4)] for e in result.evals
-                    ]
-                    row = {"variant": variant, "arm": arm, "seed": seed, "dev_curve": curve}
-                    add_row(report, {**row, **arm_row(result, t, target, t0)}, args.out)
+        workers = args.workers or cpu_threads()
+        report["workers"], report["threads_per_arm"] = workers, 1
+        for got in run_units(train_unit, units, Executor("local", workers)):
+            variant, arm, seed = got.name.split(":")
+            curve = [[e["step"], round(e["wer"], 4), round(e["cer"], 4)] for e in got.result.evals]
+            row = {"variant": variant, "arm": arm, "seed": int(seed), "dev_curve": curve}
+            add_row(
+                report, {**row, **arm_row(got.result, got.scores, target, got.seconds)}, args.out
+            )
+    report["rows"].sort(
+        key=lambda r: [u.name for u in units].index(f"{r['variant']}:{r['arm']}:{r['seed']}")
+    )
     summary: dict = {}
     for variant in args.variants:
         for arm in args.arms:

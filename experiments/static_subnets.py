@@ -91,7 +91,11 @@ def main() -> None:
                     kept[name] = inference_form(student.cpu())
                 row = {"name": name, **sub.as_dict(), "seed": seed,
                        "params": sum(p.numel() for p in student.parameters())}  # fmt: skip
-                add_row(report, {**row, **arm_row(result, t, target, t0)}, args.out)
+                add_row(
+                    report,
+                    {**row, **arm_row(result, t, target, time.perf_counter() - t0)},
+                    args.out,
+                )
 
     full = inference_form(load_ctc_model(root / "models/distill/student.safetensors"))
     ee = inference_form(load_early_exit_model(root / "models/exits/model.safetensors"))

@@ -75,7 +75,11 @@ def main() -> None:
                     student.eval()
                     t = test_scores(student, {target: test}, dp.eval_batch_seconds)
                     row = {"shape": shape_name, **sub.as_dict(), "init": init, "seed": seed}
-                    add_row(report, {**row, **arm_row(result, t, target, t0)}, args.out)
+                    add_row(
+                        report,
+                        {**row, **arm_row(result, t, target, time.perf_counter() - t0)},
+                        args.out,
+                    )
     summary = {}
     for shape_name in shapes:
         for init in ("slice", "supernet"):

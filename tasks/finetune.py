@@ -12,6 +12,7 @@ from pathlib import Path
 
 from hubert_ee.config import Params
 from hubert_ee.data.asr_data import domain_split
+from hubert_ee.data.prepare import resolve_workers
 from hubert_ee.data.vocab import CharVocab
 from hubert_ee.models.checkpoint import load_encoder, save_ctc_model
 from hubert_ee.models.encoder import reinit_top_layers
@@ -47,6 +48,7 @@ def main(params: Params, args: argparse.Namespace, tracker: StageTracker) -> Non
         Path(args.state),
         args.stage_key,
         lambda m, step: tracker.log_metrics(m, step=step),
+        workers=resolve_workers(params.num_workers),
     )
     refit = refit_teacher_variance(arms, ft, params.seed, train, dev)
     metrics = {**teacher_metrics(arms, ft, domain, train, dev, tests), **refit}
@@ -87,7 +89,7 @@ if __name__ == "__main__":
         main,
         parser,
         lambda a: f"finetune@{a.domain}",
-        ["seed", "data.teacher_domains", "data.target_domain", "finetune"],
+        ["seed", "num_workers", "data.teacher_domains", "data.target_domain", "finetune"],
         inputs=["encoder", "manifests"],
         all_threads=True,
     )

@@ -60,6 +60,9 @@ class KDData(ASRData):
             self.teachers.append(loc)
         self._mmaps: dict[tuple[int, int], np.ndarray] = {}
 
+    def __getstate__(self) -> dict:  # a worker maps the stores itself
+        return {**super().__getstate__(), "_mmaps": {}}
+
     def teacher_frames(self, i: int, k: int) -> np.ndarray:
         store, shard, first, n = self.teachers[k][self.rows["id"].iat[i]]
         key = (id(store), shard)
@@ -118,15 +121,14 @@ def teacher_weights(cfg: KDConfig, variance: torch.Tensor, valid: torch.Tensor) 
     Restricted to the teachers whose fixed weight is non-zero."""
     k, b = variance.shape[0], variance.shape[1]
     fixed = torch.tensor(cfg.teacher_weights, dtype=torch.float32)[:, None].expand(k, b)
-    if cfg.per_frame:
-        u = variance.float().sum(-1)  # (K, batch, frames)
-        inv = (fixed[..., None] > 0).float() / u.clamp(min=1e-8)
-        return inv / inv.sum(0, keepdim=True).clamp(min=1e-12)
-    if not cfg.per_utterance:
+    if cfg.per_frame:  # u_k,t: Σ_c σ² of each frame, (K, batch, frames)
+        u, on = variance.float().sum(-1), fixed[..., None] > 0
+    elif cfg.per_utterance:  # ū_k: its mean over the utterance's valid frames, (K, batch)
+        frames = valid.float().sum(1).clamp(min=1)  # (batch,)
+        u, on = (variance.sum(-1) * valid[None].float()).sum(-1) / frames, fixed > 0
+    else:
         return fixed
-    frames = valid.float().sum(1).clamp(min=1)  # (batch,)
-    u = (variance.sum(-1) * valid[None].float()).sum(-1) / frames  # (K, batch)
-    inv = (fixed > 0).float() / u.clamp(min=1e-8)
+    inv = on.float() / u.clamp(min=1e-8)
     return inv / inv.sum(0, keepdim=True).clamp(min=1e-12)
 
 
@@ -143,6 +145,8 @@ def uncertainty_match_loss(kind: str):
 
 
 def kd_objective(cfg: KDConfig) -> Objective:
+    match = uncertainty_match_loss(cfg.uncertainty_match) if cfg.beta > 0 else None
+
     def objective(out: CTCOutput, batch: dict, gen) -> tuple[torch.Tensor, dict]:
         device = out.logits.device
         frames = out.logits.shape[1]
@@ -181,11 +185,10 @@ def kd_objective(cfg: KDConfig) -> Objective:
                 tok = token_kd_loss(out.logits, t_logits, valid, cfg.temperature, r)
                 term = tok
                 parts[f"tok_{k}"] = tok.detach()
-                if cfg.beta > 0:
+                if match is not None:
                     if out.variance is None:
                         raise ValueError("uncertainty KD needs a student with an uncertainty head")
                     t_var = batch["teacher_variance"][k, :, :frames].to(device)
-                    match = uncertainty_match_loss(cfg.uncertainty_match)
                     unc = match(out.variance, t_var, valid, r)
                     term = term + cfg.beta * unc
                     parts[f"unc_{k}"] = unc.detach()

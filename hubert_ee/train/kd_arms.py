@@ -5,6 +5,7 @@ kept is the arm with the best target-domain dev WER (never chosen on test)."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -263,10 +264,12 @@ class ArmOutcome:
     result: FinetuneResult
     scores: dict[str, dict]  # test_scores
     logged: list[dict]  # the rows the loop logged, for the stage's tracker
+    seconds: float  # training and scoring, wall time
 
 
 def train_unit(unit: ArmUnit) -> ArmOutcome:
     """Train and score one arm (in a worker process, or in this one)."""
+    started = time.perf_counter()
     logged: list[dict] = []
     cfg, weights = unit.pretrained
     pretrained = HubertEncoder(cfg)
@@ -277,7 +280,7 @@ def train_unit(unit: ArmUnit) -> ArmOutcome:
     )  # fmt: skip
     scores = test_scores(student, unit.tests, unit.dp.eval_batch_seconds)
     state = {k: v.detach().cpu() for k, v in student.state_dict().items()}
-    return ArmOutcome(unit.name, state, result, scores, logged)
+    return ArmOutcome(unit.name, state, result, scores, logged, time.perf_counter() - started)
 
 
 def arm_units(job: KDJob, teachers: list[str]) -> list[ArmUnit]:

@@ -26,6 +26,7 @@ from hubert_ee.metrics.wer import cer, wer
 from hubert_ee.models.ctc_model import CTCModel
 from hubert_ee.models.encoder import HubertEncoder
 from hubert_ee.models.student import parameter_count
+from hubert_ee.parallel import Executor, run_units
 from hubert_ee.train.checkpointing import fingerprint
 from hubert_ee.train.finetune import FinetuneResult, finetune
 from hubert_ee.train.lr_choice import pick_lr, probe_result
@@ -158,6 +159,86 @@ class TeacherArms:
     metrics: dict = field(default_factory=dict)  # the low-label arms' figures
 
 
+@dataclass
+class TeacherUnit:
+    """One arm of a teacher: a picklable work unit (hubert_ee.parallel)."""
+
+    arm: str
+    from_scratch: bool
+    encoder: tuple  # (EncoderConfig, state_dict) of the pretrained encoder: a weight-normed
+    ft: FinetuneParams  # module does not pickle
+    seed: int
+    train: ASRData
+    dev: ASRData
+    state_dir: Path
+    stage_key: str
+    recipe: dict
+    tag: str = ""
+    probe: bool = True
+
+
+@dataclass
+class TeacherOutcome:
+    model_state: dict[str, torch.Tensor]
+    result: FinetuneResult
+    choice: dict
+    logged: list[tuple[dict, int]]  # (metrics, step) for the stage's tracker
+
+
+def train_teacher_unit(unit: TeacherUnit, log_metrics: LogFn | None = None) -> TeacherOutcome:
+    """Train one arm (`train_arm`); without `log_metrics` its rows are kept for the caller."""
+    cfg, weights = unit.encoder
+    pretrained = HubertEncoder(cfg)
+    pretrained.load_state_dict(weights)
+    if unit.from_scratch:
+        make = lambda: ctc_model(HubertEncoder(cfg), unit.ft)  # noqa: E731
+    else:
+        make = lambda: ctc_model(copy.deepcopy(pretrained), unit.ft)  # noqa: E731
+    logged: list[tuple[dict, int]] = []
+    model, result, choice = train_arm(
+        unit.arm, make, unit.ft, unit.seed, unit.train, unit.dev, unit.state_dir, unit.stage_key,
+        log_metrics or (lambda m, step: logged.append((m, step))), unit.recipe, unit.tag,
+        unit.probe,
+    )  # fmt: skip
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return TeacherOutcome(state, result, choice, logged)
+
+
+def train_units(
+    units: list[TeacherUnit], workers: int, log_metrics: LogFn
+) -> list[tuple[CTCModel, FinetuneResult, dict]]:
+    """(model, run, lr choice) of each unit, in order. One arm trains here on every thread; several
+    train `workers` at a time in a local process pool, one torch thread each whatever `workers`
+    is, so a figure does not depend on it: two arms side by side take 1/1.16 of the time of one
+    after the other on two threads (benchmarks/arm_parallelism.py)."""
+    if len(units) == 1:
+        outcomes = [train_teacher_unit(units[0], log_metrics)]
+    else:
+        threads = torch.get_num_threads()
+        workers = workers if compute_device().type == "cpu" else 1
+        try:
+            by_name = {}
+            for unit, got in run_units(_named_unit, units, Executor("local", workers)):
+                by_name[unit] = got
+                print(f"teacher arm {unit} done ({len(by_name)}/{len(units)})", flush=True)
+        finally:
+            torch.set_num_threads(threads)  # run_units' in-process path leaves one thread
+        outcomes = [by_name[u.arm + u.tag] for u in units]
+        for got in outcomes:
+            for m, step in got.logged:
+                log_metrics(m, step)
+    models = []
+    for unit, got in zip(units, outcomes, strict=True):
+        model = ctc_model(HubertEncoder(unit.encoder[0]), unit.ft)
+        model.load_state_dict(got.model_state)
+        models.append((model, got.result, got.choice))
+    return models
+
+
+def _named_unit(unit: TeacherUnit) -> tuple[str, TeacherOutcome]:
+    return unit.arm + unit.tag, train_teacher_unit(unit)
+
+
 def train_teacher_arms(
     pretrained: HubertEncoder,
     ft: FinetuneParams,
@@ -169,38 +250,47 @@ def train_teacher_arms(
     state_dir: Path,
     stage_key: str,
     log_metrics: LogFn,
+    workers: int = 1,
 ) -> TeacherArms:
     """Every arm `ft` asks for on `domain` (the scratch and low-label arms only on
-    `ft.ablation_domains`); `test` scores the low-label arms in-domain."""
+    `ft.ablation_domains`), `workers` at a time (`train_units`); `test` scores the low-label
+    arms in-domain."""
     train: ASRData = clean_train
     if ft.augment is not None:  # every arm hears the same corrupted audio
         train = AugmentedASRData(clean_train, ft.augment.chain(), seed)
     ablate = ft.runs_ablations(domain)
-    arms: dict[str, tuple[Callable[[], CTCModel], dict]] = {
-        "pretrained": (lambda: ctc_model(copy.deepcopy(pretrained), ft), {})
-    }
+    encoder = (pretrained.cfg, {k: v.detach() for k, v in pretrained.state_dict().items()})
+    arms: dict[str, tuple[bool, dict]] = {"pretrained": (False, {})}
     if ft.scratch_arm and ablate:
-        arms["scratch"] = (lambda: ctc_model(HubertEncoder(pretrained.cfg), ft), ft.scratch)
+        arms["scratch"] = (True, ft.scratch)
+    common = {"encoder": encoder, "ft": ft, "seed": seed, "dev": dev, "state_dir": state_dir,
+              "stage_key": stage_key}  # fmt: skip
+    units = [
+        TeacherUnit(arm, scratch, train=train, recipe=recipe, **common)
+        for arm, (scratch, recipe) in arms.items()
+    ]
     out = TeacherArms()
-    for arm, (make, recipe) in arms.items():
-        out.models[arm], out.results[arm], out.lr_choice[arm] = train_arm(
-            arm, make, ft, seed, train, dev, state_dir, stage_key, log_metrics, recipe
-        )
+    for unit, (model, result, choice) in zip(
+        units, train_units(units, workers, log_metrics), strict=True
+    ):
+        out.models[unit.arm], out.results[unit.arm], out.lr_choice[unit.arm] = model, result, choice
     if ft.low_label_minutes > 0 and ablate:
         few = subset_minutes(clean_train, ft.low_label_minutes, seed)
         if ft.augment is not None:
             few = AugmentedASRData(few, ft.augment.chain(), seed)
         out.metrics["low_label_minutes"] = round(float(few.lengths().sum()) / 16000 / 60, 2)
-        for arm, (make, recipe) in arms.items():
-            low_recipe = {**recipe, "max_steps": ft.low_label_max_steps,
-                          "lr": out.lr_choice[arm]["chosen"]}  # fmt: skip
-            low_model, low_result, _ = train_arm(
-                arm, make, ft, seed, few, dev, state_dir, stage_key, log_metrics, low_recipe,
-                tag="_low_label", probe=False,
-            )  # fmt: skip
-            out.results[f"{arm}_low_label"] = low_result
+        low = [
+            TeacherUnit(arm, scratch, train=few, tag="_low_label", probe=False,
+                        recipe={**recipe, "max_steps": ft.low_label_max_steps,
+                                "lr": out.lr_choice[arm]["chosen"]}, **common)
+            for arm, (scratch, recipe) in arms.items()
+        ]  # fmt: skip
+        for unit, (low_model, low_result, _) in zip(
+            low, train_units(low, workers, log_metrics), strict=True
+        ):
+            out.results[f"{unit.arm}_low_label"] = low_result
             low_scores, _ = score(low_model, test, ft.eval_batch_seconds)
-            suffix = "" if arm == "pretrained" else f"_{arm}"
+            suffix = "" if unit.arm == "pretrained" else f"_{unit.arm}"
             out.metrics[f"wer_low_label{suffix}"] = {domain: round(low_scores["wer"], 5)}
             out.metrics[f"dev_wer_low_label{suffix}"] = round(low_result.best["wer"], 5)
     return out
