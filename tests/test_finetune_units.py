@@ -145,3 +145,45 @@ def test_every_training_stage_reads_one_loop_section_and_arms_replace_only_known
     assert arm.noise_samples == 2 and cfg.with_fields(uncertainty=False).noise_samples == 0
     with pytest.raises(ValueError, match="unknown training field"):
         cfg.with_fields(learning_rate=1.0)
+
+
+def test_a_teachers_arms_train_on_one_thread_each_and_a_lone_arm_on_all(
+    smoke_params, monkeypatch, tmp_path
+):
+    """The decision of `teacher.train_units`: several arms train on one torch thread each, so a
+    figure does not depend on how many ran side by side; one arm keeps every thread."""
+    from hubert_ee.train import teacher
+
+    torch.set_num_threads(2)
+    enc = HubertEncoder(tiny())
+    encoder = (enc.cfg, enc.state_dict())
+    ft = smoke_params.finetune
+    seen: dict[str, int] = {}
+
+    def fake_unit(unit, log_metrics=None):
+        seen[unit.arm + unit.tag] = torch.get_num_threads()
+        model = teacher.ctc_model(HubertEncoder(unit.encoder[0]), unit.ft)
+        for p in model.parameters():  # a recognisable "trained" model per arm
+            p.data.fill_(0.5 if unit.from_scratch else 0.25)
+        result = type("R", (), {"best": {"wer": 0.5}})()
+        rows = [] if log_metrics else [({f"{unit.arm}/loss": 1.0}, 3)]
+        if log_metrics:
+            log_metrics({f"{unit.arm}/loss": 1.0}, 3)
+        state = {k: v.clone() for k, v in model.state_dict().items()}
+        return teacher.TeacherOutcome(state, result, {"chosen": unit.ft.lr}, rows)
+
+    monkeypatch.setattr(teacher, "train_teacher_unit", fake_unit)
+    common = {"encoder": encoder, "ft": ft, "seed": 1, "train": None, "dev": None,
+              "state_dir": tmp_path, "stage_key": "k", "recipe": {}}  # fmt: skip
+    units = [teacher.TeacherUnit("pretrained", False, **common),
+             teacher.TeacherUnit("scratch", True, **common)]  # fmt: skip
+    logged: list = []
+    got = teacher.train_units(units, 1, lambda m, step: logged.append((m, step)))
+    assert seen == {"pretrained": 1, "scratch": 1}
+    assert torch.get_num_threads() == 2  # given back to the stage
+    assert [float(next(m.parameters()).flatten()[0]) for m, _, _ in got] == [0.25, 0.5]
+    assert logged == [({"pretrained/loss": 1.0}, 3), ({"scratch/loss": 1.0}, 3)]
+    seen.clear()
+    logged.clear()
+    (only,) = teacher.train_units(units[:1], 4, lambda m, step: logged.append((m, step)))
+    assert seen == {"pretrained": 2} and logged == [({"pretrained/loss": 1.0}, 3)]
