@@ -22,7 +22,8 @@ left every seed on the all-blank plateau: results/distill_uncertainty_size_abs.j
 `profile_beta3` / `profile_beta10` weigh it more (at β = 1 it ends near 0.03 per teacher).
 
 `alpha025` / `alpha075` / `tau2` vary the weight of the teacher terms (α) and the temperature
-of their posteriors (τ), which the section took from DESIGN §7 without a measurement.
+of their posteriors (τ), which the section took from DESIGN §7 without a measurement;
+`steps1200` trains every arm 1,200 steps instead of 900.
 
 The arms train `--workers` at a time (0: one per core), one torch thread each, as the stage's
 do: a row reproduces the stage's arm of the same seed to the digit.
@@ -74,6 +75,8 @@ VARIANTS: dict[str, dict] = {  # overrides of params.distill
     "alpha025": {"alpha": 0.25},
     "alpha075": {"alpha": 0.75},
     "tau2": {"temperature": 2.0},
+    # the budget the side-by-side arms freed: most dev curves still fell at 900 steps
+    "steps1200": {"max_steps": 1200},
 }
 ARMS = ("student_only", "tok_kd", "unc_kd")
 
