@@ -23,7 +23,8 @@ left every seed on the all-blank plateau: results/distill_uncertainty_size_abs.j
 
 `alpha025` / `alpha075` / `tau2` vary the weight of the teacher terms (α) and the temperature
 of their posteriors (τ), which the section took from DESIGN §7 without a measurement;
-`steps1200` trains every arm 1,200 steps instead of 900.
+`steps1200` trains every arm 1,200 steps instead of 900 (the default since a1cce1a);
+`warmup120` warms the learning rate up over 120 steps instead of 30.
 
 The arms train `--workers` at a time (0: one per core), one torch thread each, as the stage's
 do: a row reproduces the stage's arm of the same seed to the digit.
@@ -77,6 +78,8 @@ VARIANTS: dict[str, dict] = {  # overrides of params.distill
     "tau2": {"temperature": 2.0},
     # the budget the side-by-side arms freed: most dev curves still fell at 900 steps
     "steps1200": {"max_steps": 1200},
+    # 30 warm-up steps to 3e-3: on a Zen 4 host two of six arms never left the all-blank plateau
+    "warmup120": {"warmup_steps": 120},
 }
 ARMS = ("student_only", "tok_kd", "unc_kd")
 
