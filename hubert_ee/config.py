@@ -269,7 +269,10 @@ class PretrainConfig(TrainLoop):
     checkpoint_every: int = Field(ge=1)
     log_every: int = Field(ge=1)
     eval_batches: int = Field(ge=1)
-    amp: Literal["auto", "bf16", "off"]
+    amp: Literal["auto", "bf16", "off"] = Field(
+        description="bf16 autocast: auto = where the hardware computes bf16 natively "
+        "(hubert_ee/device.py)"
+    )
     init_from_previous: bool = Field(
         description="iteration >= 2 starts from the previous iteration's encoder (else from scratch)"
     )
@@ -305,6 +308,10 @@ class CTCLoop(TrainLoop):
     eval_every: int = Field(ge=1)
     patience: int = Field(ge=1, description="evaluations without dev-WER improvement")
     eval_batch_seconds: float = Field(gt=0)
+    amp: Literal["auto", "bf16", "off"] = Field(
+        description="bf16 autocast of the training forward: auto = where the hardware computes "
+        "bf16 natively (a GPU, a CPU with AVX-512 BF16 / AMX), fp32 elsewhere"
+    )
 
     def with_fields(self, **overrides: Any):
         """This section with some fields replaced (an arm's own recipe, a probed lr), values

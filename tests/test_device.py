@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from hubert_ee.device import cpu_threads
+import hubert_ee.device as device_mod
+from hubert_ee.device import cpu_threads, float32_outputs, uses_bf16
 
 
 def test_omp_num_threads_is_honoured(monkeypatch):
@@ -41,3 +42,39 @@ def test_importing_it_does_not_import_torch():
     code = "import sys, hubert_ee.data.prepare; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_amp_auto_means_bf16_only_where_the_hardware_computes_it(monkeypatch):
+    import torch
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert uses_bf16("bf16", cpu) and not uses_bf16("off", cuda)
+    assert uses_bf16("auto", cuda)  # every CUDA device the pipeline targets has bf16 units
+    for native in (True, False):  # AVX-512 BF16 / AMX vs an AVX2-only CPU (emulated: slower)
+        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda n=native: n)
+        assert uses_bf16("auto", cpu) is native
+    with pytest.raises(ValueError, match="auto, bf16 or off"):
+        uses_bf16("fp16", cpu)
+
+
+def test_float32_outputs_casts_every_floating_tensor_of_a_nested_output():
+    import dataclasses
+
+    import torch
+
+    @dataclasses.dataclass
+    class Out:
+        logits: torch.Tensor
+        lengths: torch.Tensor
+        exits: dict
+
+    out = Out(torch.ones(2, dtype=torch.bfloat16), torch.tensor([3, 4]),
+              {1: torch.zeros(1, dtype=torch.bfloat16), 2: None})  # fmt: skip
+    got = float32_outputs(out)
+    assert got.logits.dtype == torch.float32 and torch.equal(got.logits, torch.ones(2))
+    assert got.lengths.dtype == torch.int64  # integer tensors stay as they are
+    assert got.exits[1].dtype == torch.float32 and got.exits[2] is None
+    assert out.logits.dtype == torch.bfloat16  # the input is not changed in place
+    assert (
+        device_mod.float32_outputs((torch.ones(1, dtype=torch.bfloat16),))[0].dtype == torch.float32
+    )

@@ -47,7 +47,7 @@ def _cfg(**kw) -> CTCTrainParams:
         weight_decay=0.0, clip_norm=10.0, mask_time_prob=0.0, mask_time_span=5,
         mask_channel_prob=0.0, mask_channel_span=4, uncertainty=True, uncertainty_samples=2,
         uncertainty_loss="sequence", final_dropout=0.0, eval_every=1, patience=1,
-        eval_batch_seconds=2.0, encoder_lr_scale=1.0, schedule="linear",
+        eval_batch_seconds=2.0, encoder_lr_scale=1.0, schedule="linear", amp="off",
     )  # fmt: skip
     base.update(kw)
     return CTCTrainParams(**base)
@@ -187,3 +187,28 @@ def test_a_teachers_arms_train_on_one_thread_each_and_a_lone_arm_on_all(
     logged.clear()
     (only,) = teacher.train_units(units[:1], 4, lambda m, step: logged.append((m, step)))
     assert seen == {"pretrained": 2} and logged == [({"pretrained/loss": 1.0}, 3)]
+
+
+def test_bf16_autocast_trains_the_forward_in_bf16_and_the_objective_in_fp32(tmp_path):
+    """`amp: bf16`: the encoder's matmuls run in bf16, the objective still gets fp32 tensors,
+    and the weights (fp32 masters) move; `amp: off` keeps every activation in fp32."""
+    seen: dict[str, set] = {"objective": set(), "linear": set()}
+
+    def objective(out, batch, gen):
+        seen["objective"].add(out.logits.dtype)
+        return torch.nn.functional.mse_loss(out.logits, torch.zeros_like(out.logits)), {}
+
+    for amp in ("off", "bf16"):
+        seen["objective"].clear(), seen["linear"].clear()
+        model = _model()
+        hook = model.head.register_forward_hook(lambda m, i, o: seen["linear"].add(o.dtype))
+        before = model.head.weight.detach().clone()
+        finetune(model, TinyASR(4, 0), TinyASR(2, 1), _cfg(max_steps=2, amp=amp, eval_every=10),
+                 0, tmp_path / f"{amp}.pt", "x", torch.device("cpu"), objective=objective)  # fmt: skip
+        hook.remove()
+        assert seen["objective"] == {torch.float32}
+        assert model.head.weight.dtype == torch.float32
+        assert not torch.equal(model.head.weight, before)
+        # the dev evaluation runs in fp32 either way, so the training forwards carry the bf16
+        expected = {torch.float32, torch.bfloat16} if amp == "bf16" else {torch.float32}
+        assert seen["linear"] == expected, (amp, seen["linear"])

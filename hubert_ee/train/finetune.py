@@ -9,7 +9,8 @@ time masks (with the encoder's pretrained mask embedding) and channel masks on t
 features act as SpecAugment. Every `eval_every` steps the
 dev WER (greedy) is measured; the best model so far is kept in the resume state, and training
 stops after `patience` evaluations without improvement (counted once the model has left the
-all-blank plateau, CER < 1).
+all-blank plateau, CER < 1). The forward pass runs under bf16 autocast where the hardware has
+it (`amp`, hubert_ee/device.py); the objective and the dev evaluation run in fp32.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from hubert_ee.config import CTCLoop, CTCTrainParams
 from hubert_ee.data.asr_data import ASRData, collate_asr
 from hubert_ee.data.batching import bucket_batches
 from hubert_ee.decode.emissions import emissions, greedy_scores
+from hubert_ee.device import autocast, float32_outputs
 from hubert_ee.models.ctc_model import CTCModel, CTCOutput
 from hubert_ee.train.checkpointing import load_state, save_state
 from hubert_ee.train.losses import uncertain_ctc_loss
@@ -217,12 +219,14 @@ def finetune(
         time_mask, channel_mask = masks(model, batch["lengths"], cfg, gen)
         if cfg.freeze_encoder_steps:  # heads only at first: no gradient into the encoder
             _encoder_trainable(model, step >= cfg.freeze_encoder_steps)
-        out = model(
-            batch["wave"].to(device),
-            batch["lengths"].to(device),
-            None if time_mask is None else time_mask.to(device),
-            None if channel_mask is None else channel_mask.to(device),
-        )
+        with autocast(cfg.amp, device):
+            out = model(
+                batch["wave"].to(device),
+                batch["lengths"].to(device),
+                None if time_mask is None else time_mask.to(device),
+                None if channel_mask is None else channel_mask.to(device),
+            )
+        out = float32_outputs(out)  # the objective (CTC, KD terms) runs in fp32
         loss, parts = objective(out, batch, gen)
         loss.backward()
         trainable = [p for p in model.parameters() if p.grad is not None]

@@ -1,4 +1,5 @@
-"""The masked-prediction pretraining loop: resumable, DDP-ready, bf16 autocast on GPU. One loop
+"""The masked-prediction pretraining loop: resumable, DDP-ready, bf16 autocast where
+the hardware has it (`pretrain.amp`, hubert_ee/device.py). One loop
 for both objectives (`pretrain.objective`): HuBERT's (predict k-means labels) and wav2vec 2.0's
 (contrastive against a quantiser of the front end; its distractors and Gumbel noise are drawn
 from generators seeded like the masks).
@@ -24,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from hubert_ee.config import KMeansConfig, ModelConfig, PretrainConfig
 from hubert_ee.data.batching import bucket_batches, padding_fraction, step_schedule
 from hubert_ee.data.manifest import load_split
+from hubert_ee.device import autocast
 from hubert_ee.models.checkpoint import load_encoder
 from hubert_ee.models.encoder import HubertEncoder
 from hubert_ee.models.pretrain_head import HubertPretrainModel
@@ -43,15 +45,10 @@ def _mask_generator(seed: int, step: int, micro: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + step * 1009 + micro)
 
 
-def _autocast(amp: str, device: torch.device):
-    use = amp == "bf16" or (amp == "auto" and device.type == "cuda")
-    return torch.autocast(device.type, dtype=torch.bfloat16) if use else contextlib.nullcontext()
-
-
 def _forward(
     model, batch: dict, mask: torch.Tensor, device: torch.device, amp: str, extra: dict
 ) -> dict:
-    with _autocast(amp, device):
+    with autocast(amp, device):
         return model(
             batch["wave"].to(device),
             batch["lengths"].to(device),
