@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 SPLITS = ("unlabeled", "train", "dev", "test")
 Split = Literal["unlabeled", "train", "dev", "test"]
@@ -223,6 +230,14 @@ class ModelConfig(_Strict):
         return replace(cfg, **over)
 
 
+def _amp_word(value: Any) -> Any:
+    """YAML 1.1 reads an unquoted `off` as false: take it for the word it was written as."""
+    return "off" if value is False else value
+
+
+Amp = Annotated[Literal["auto", "native", "bf16", "off"], BeforeValidator(_amp_word)]
+
+
 class TrainLoop(_Strict):
     """The optimisation loop every training stage shares (pretrain_iter<N>, finetune, distill,
     exits): the training functions take their section itself (DESIGN §2)."""
@@ -269,9 +284,9 @@ class PretrainConfig(TrainLoop):
     checkpoint_every: int = Field(ge=1)
     log_every: int = Field(ge=1)
     eval_batches: int = Field(ge=1)
-    amp: Literal["auto", "bf16", "off"] = Field(
-        description="bf16 autocast: auto = where the hardware computes bf16 natively "
-        "(hubert_ee/device.py)"
+    amp: Amp = Field(
+        description="bf16 autocast: auto = on a GPU, native = where the hardware computes bf16, "
+        "bf16 = always, off (hubert_ee/device.py)"
     )
     init_from_previous: bool = Field(
         description="iteration >= 2 starts from the previous iteration's encoder (else from scratch)"
@@ -308,9 +323,9 @@ class CTCLoop(TrainLoop):
     eval_every: int = Field(ge=1)
     patience: int = Field(ge=1, description="evaluations without dev-WER improvement")
     eval_batch_seconds: float = Field(gt=0)
-    amp: Literal["auto", "bf16", "off"] = Field(
-        description="bf16 autocast of the training forward: auto = where the hardware computes "
-        "bf16 natively (a GPU, a CPU with AVX-512 BF16 / AMX), fp32 elsewhere"
+    amp: Amp = Field(
+        description="bf16 autocast of the training forward: auto = on a GPU, native = where the "
+        "hardware computes bf16 (a GPU, a CPU with AVX-512 BF16 / AMX), bf16 = always, off"
     )
 
     def with_fields(self, **overrides: Any):

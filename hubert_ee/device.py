@@ -6,9 +6,10 @@ one `dvc repro` runs the whole DAG on a GPU box without a flag. Latency measurem
 teacher/student speed ratio, the early-exit threshold search) stay on the CPU at batch size 1:
 that is the deployment they stand for, and a GPU's batch-1 time is launch overhead.
 
-Training steps run under bf16 autocast where the hardware computes bf16 natively (`amp: auto`):
-a GPU, or a CPU whose oneDNN kernels use AVX-512 BF16 / AMX. On other CPUs bf16 is emulated and
-slower than fp32, so `auto` keeps fp32 there. Losses and evaluation stay in fp32.
+A training section's `amp` says where its forward runs under bf16 autocast: `auto` on a GPU only,
+`native` wherever the hardware computes bf16 natively (a GPU, or a CPU whose oneDNN kernels use
+AVX-512 BF16 / AMX; elsewhere bf16 is emulated and slower than fp32), `bf16` always, `off`
+never. Losses and evaluation stay in fp32.
 """
 
 from __future__ import annotations
@@ -58,10 +59,12 @@ def bf16_native(device: torch.device) -> bool:
 
 
 def uses_bf16(amp: str, device: torch.device) -> bool:
-    """The `amp` setting of a training section on `device`: bf16 | off | auto (bf16 where native)."""
-    if amp not in ("auto", "bf16", "off"):
-        raise ValueError(f"amp must be auto, bf16 or off, not {amp!r}")
-    return amp == "bf16" or (amp == "auto" and bf16_native(device))
+    """The `amp` setting of a training section on `device` (auto | native | bf16 | off)."""
+    if amp not in ("auto", "native", "bf16", "off"):
+        raise ValueError(f"amp must be auto, native, bf16 or off, not {amp!r}")
+    if amp == "auto":
+        return device.type == "cuda"
+    return amp == "bf16" or (amp == "native" and bf16_native(device))
 
 
 def autocast(amp: str, device: torch.device):

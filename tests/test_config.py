@@ -1,4 +1,5 @@
 import copy
+import re
 
 import pytest
 import yaml
@@ -166,3 +167,14 @@ def test_check_project_params_finds_a_misspelled_section_no_stage_declares(root,
     (tmp_path / "profiles" / "typo.yaml").write_text("finetune:\n  lr_max: 1.0\n")
     with pytest.raises(ParamsError, match="lr_max: unknown key"):
         check_project_params(tmp_path)
+
+
+def test_an_unquoted_amp_off_means_off_and_true_is_rejected(smoke_raw):
+    """YAML 1.1 reads `amp: off` as false; that is the word the user wrote, not a type error."""
+    raw = yaml.safe_load(re.sub(r"amp: \w+", "amp: off", yaml.safe_dump(smoke_raw)))
+    assert raw["finetune"]["amp"] is False
+    p = validate_params(raw)
+    assert p.finetune.amp == p.pretrain.amp == p.distill.amp == "off"
+    raw["distill"]["amp"] = True
+    with pytest.raises(ParamsError, match="distill.amp"):
+        validate_params(raw)

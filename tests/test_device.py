@@ -44,16 +44,18 @@ def test_importing_it_does_not_import_torch():
     assert out.stdout.strip() == "False", out.stderr
 
 
-def test_amp_auto_means_bf16_only_where_the_hardware_computes_it(monkeypatch):
+def test_amp_auto_is_a_gpu_and_native_is_wherever_the_hardware_computes_bf16(monkeypatch):
     import torch
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert uses_bf16("bf16", cpu) and not uses_bf16("off", cuda)
-    assert uses_bf16("auto", cuda)  # every CUDA device the pipeline targets has bf16 units
+    assert uses_bf16("auto", cuda) and not uses_bf16("auto", cpu)
+    assert uses_bf16("native", cuda)  # every CUDA device the pipeline targets has bf16 units
     for native in (True, False):  # AVX-512 BF16 / AMX vs an AVX2-only CPU (emulated: slower)
         monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda n=native: n)
-        assert uses_bf16("auto", cpu) is native
-    with pytest.raises(ValueError, match="auto, bf16 or off"):
+        assert uses_bf16("native", cpu) is native
+        assert not uses_bf16("auto", cpu)
+    with pytest.raises(ValueError, match="auto, native, bf16 or off"):
         uses_bf16("fp16", cpu)
 
 

@@ -9,8 +9,8 @@ time masks (with the encoder's pretrained mask embedding) and channel masks on t
 features act as SpecAugment. Every `eval_every` steps the
 dev WER (greedy) is measured; the best model so far is kept in the resume state, and training
 stops after `patience` evaluations without improvement (counted once the model has left the
-all-blank plateau, CER < 1). The forward pass runs under bf16 autocast where the hardware has
-it (`amp`, hubert_ee/device.py); the objective and the dev evaluation run in fp32.
+all-blank plateau, CER < 1). The forward pass runs under bf16 autocast where `amp` says
+(hubert_ee/device.py); the objective and the dev evaluation run in fp32.
 """
 
 from __future__ import annotations

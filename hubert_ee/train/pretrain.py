@@ -1,5 +1,5 @@
-"""The masked-prediction pretraining loop: resumable, DDP-ready, bf16 autocast where
-the hardware has it (`pretrain.amp`, hubert_ee/device.py). One loop
+"""The masked-prediction pretraining loop: resumable, DDP-ready, bf16 autocast on GPU
+(`pretrain.amp`, hubert_ee/device.py). One loop
 for both objectives (`pretrain.objective`): HuBERT's (predict k-means labels) and wav2vec 2.0's
 (contrastive against a quantiser of the front end; its distractors and Gumbel noise are drawn
 from generators seeded like the masks).
