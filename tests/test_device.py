@@ -9,7 +9,6 @@ import sys
 
 import pytest
 
-import hubert_ee.device as device_mod
 from hubert_ee.device import cpu_threads, float32_outputs, uses_bf16
 
 
@@ -77,6 +76,4 @@ def test_float32_outputs_casts_every_floating_tensor_of_a_nested_output():
     assert got.lengths.dtype == torch.int64  # integer tensors stay as they are
     assert got.exits[1].dtype == torch.float32 and got.exits[2] is None
     assert out.logits.dtype == torch.bfloat16  # the input is not changed in place
-    assert (
-        device_mod.float32_outputs((torch.ones(1, dtype=torch.bfloat16),))[0].dtype == torch.float32
-    )
+    assert float32_outputs((torch.ones(1, dtype=torch.bfloat16),))[0].dtype == torch.float32
