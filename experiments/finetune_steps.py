@@ -53,9 +53,20 @@ def read_text(source: str, root: Path) -> str:
     return (root / source).read_text()
 
 
+def pinned(source: str, root: Path) -> str:
+    """`REV:path` with REV as a commit hash (HEAD moves); a file as given."""
+    if ":" in source and not (root / source).exists():
+        rev, path = source.split(":", 1)
+        sha = subprocess.run(["git", "rev-parse", "--short", rev], cwd=REPO, check=True,
+                             capture_output=True, text=True).stdout.strip()  # fmt: skip
+        return f"{sha}:{path}"
+    return source
+
+
 def budget_params(params: dict, steps: int) -> dict:
     p = copy.deepcopy(params)
     p["finetune"]["max_steps"] = steps
+    p["finetune"]["steps_scale"] = None  # `steps` is the arm's budget, not a factor's base
     p["finetune"]["scratch_arm"] = False  # the pretrained arm only: the teacher the stage keeps
     return p
 
@@ -124,7 +135,7 @@ def main() -> None:
     args = ap.parse_args()
     root = Path(args.root).resolve()
     params = yaml.safe_load((root / "params.yaml").read_text())
-    report: dict = {"domain": args.domain, "tolerance": TOLERANCE, "baseline": args.baseline,
+    report: dict = {"domain": args.domain, "tolerance": TOLERANCE, "baseline": args.baseline and pinned(args.baseline, root),
                     "recipe": {k: params["finetune"][k] for k in ("lr", "schedule", "warmup_steps",
                                "max_batch_seconds", "amp")}, "rows": []}  # fmt: skip
     work = root / args.work / args.domain
@@ -139,7 +150,7 @@ def main() -> None:
             )
     base = dev_curve(read_text(args.baseline, root)) if args.baseline else []
     if base:
-        row = {"max_steps": max(s for s, _ in base), "source": args.baseline,
+        row = {"max_steps": max(s for s, _ in base), "source": pinned(args.baseline, root),
                "best_dev_wer": min(w for _, w in base), "dev_curve": base}  # fmt: skip
         if args.baseline_model:
             row["dev_wer_by_rate"] = wer_by_rate(root, args.domain, root / args.baseline_model)
