@@ -66,7 +66,8 @@ def pinned(source: str, root: Path) -> str:
 def budget_params(params: dict, steps: int) -> dict:
     p = copy.deepcopy(params)
     p["finetune"]["max_steps"] = steps
-    p["finetune"]["steps_scale"] = None  # `steps` is the arm's budget, not a factor's base
+    if "steps_scale" in p["finetune"]:  # a per-domain factor (not in params.yaml today)
+        p["finetune"]["steps_scale"] = None  # `steps` is the arm's budget, not a factor's base
     p["finetune"]["scratch_arm"] = False  # the pretrained arm only: the teacher the stage keeps
     return p
 

@@ -417,12 +417,6 @@ class FinetuneParams(CTCTrainParams):
         description="teacher domains that also train the scratch and low-label arms "
         "(null: every teacher domain); the others train the pretrained arm only",
     )
-    steps_scale: dict[str, float] | None = Field(
-        default=None,
-        description="a teacher domain's own step budget: every arm of that domain trains "
-        "max_steps x this factor (a factor, not a count, so a profile's max_steps scales it too); "
-        "null: none (a profile with other teacher domains says null: mappings merge)",
-    )
     scratch: dict[str, Any] = Field(
         description="the scratch arm's own recipe: overrides of this section's training fields "
         "(e.g. no head-only phase, encoder_lr_scale 1)"
@@ -459,9 +453,6 @@ class FinetuneParams(CTCTrainParams):
     @model_validator(mode="after")
     def _check_arms(self) -> FinetuneParams:
         _check_recipe("finetune.scratch", self, self.scratch)
-        bad = {d: f for d, f in (self.steps_scale or {}).items() if not 0 < f <= 100}
-        if bad:
-            raise ValueError(f"finetune.steps_scale factors must be in (0, 100], got {bad}")
         if any(not 0 < lr <= 1 for lr in self.lr_grid):
             raise ValueError(f"finetune.lr_grid values must be in (0, 1], got {self.lr_grid}")
         if len(self.lr_grid) > 1 and self.lr_probe_steps >= self.max_steps:
@@ -475,12 +466,6 @@ class FinetuneParams(CTCTrainParams):
                 "false: set uncertainty: true or variance_refit: null"
             )
         return self
-
-    def domain_recipe(self, domain: str) -> dict[str, Any]:
-        """Overrides every arm of `domain`'s teacher trains with (`steps_scale`)."""
-        if domain not in (self.steps_scale or {}):
-            return {}
-        return {"max_steps": max(1, round(self.max_steps * self.steps_scale[domain]))}
 
     def runs_ablations(self, domain: str) -> bool:
         """Whether `domain`'s teacher stage also trains the scratch and low-label arms."""
@@ -697,13 +682,6 @@ class Params(_Strict):
             raise ValueError(
                 f"finetune.ablation_domains {chosen} must be among data.teacher_domains "
                 f"{self.data.teacher_domains}; name some of them, or null for every teacher"
-            )
-        stray = sorted(set(self.finetune.steps_scale or {}) - set(self.data.teacher_domains))
-        if stray:
-            raise ValueError(
-                f"finetune.steps_scale names {stray}, which are not data.teacher_domains "
-                f"{self.data.teacher_domains}: a factor applies to a teacher domain's arms "
-                "(a profile with other domains sets steps_scale: null)"
             )
         return self
 

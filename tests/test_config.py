@@ -80,22 +80,6 @@ def test_ablation_domains_choose_which_teachers_train_the_ablation_arms(smoke_ra
         validate_params(raw)
 
 
-def test_steps_scale_gives_one_teacher_domain_more_steps(smoke_raw):
-    raw = copy.deepcopy(smoke_raw)
-    raw["finetune"]["max_steps"] = 20
-    raw["finetune"]["steps_scale"] = {"lecture": 1.5}
-    ft = validate_params(raw).finetune
-    assert ft.domain_recipe("lecture") == {"max_steps": 30} and ft.domain_recipe("read") == {}
-    raw["finetune"]["steps_scale"] = {"phone": 2.0}  # the target has no teacher
-    with pytest.raises(ParamsError, match=r"steps_scale names \['phone'\]"):
-        validate_params(raw)
-    raw["finetune"]["steps_scale"] = {"lecture": 0.0}
-    with pytest.raises(ParamsError, match=r"factors must be in \(0, 100\]"):
-        validate_params(raw)
-    raw["finetune"]["steps_scale"] = None  # none, as a profile with other domains says
-    assert validate_params(raw).finetune.domain_recipe("lecture") == {}
-
-
 def test_extra_seeds_must_be_new_seeds(smoke_raw):
     raw = copy.deepcopy(smoke_raw)
     raw["distill"]["extra_seeds"] = [raw["seed"] + 1, raw["seed"] + 2]

@@ -212,31 +212,3 @@ def test_bf16_autocast_trains_the_forward_in_bf16_and_the_objective_in_fp32(tmp_
         # the dev evaluation runs in fp32 either way, so the training forwards carry the bf16
         expected = {torch.float32, torch.bfloat16} if amp == "bf16" else {torch.float32}
         assert seen["linear"] == expected, (amp, seen["linear"])
-
-
-def test_a_teacher_domains_step_factor_reaches_every_arm_of_that_domain_only(
-    smoke_params, monkeypatch, tmp_path
-):
-    """`finetune.steps_scale`: the arms of one domain train longer; the scratch arm's own
-    recipe still applies on top, and another domain's arms keep `max_steps`."""
-    from hubert_ee.train import teacher
-
-    ft = smoke_params.finetune.model_copy(update={
-        "max_steps": 10, "steps_scale": {"lecture": 1.5}, "scratch": {"lr": 1e-3},
-        "scratch_arm": True, "ablation_domains": None, "augment": None, "low_label_minutes": 0,
-    })  # fmt: skip
-    recipes: dict[str, dict[str, dict]] = {}
-
-    def fake_units(units, workers, log_metrics):
-        recipes[units[0].stage_key] = {u.arm: u.recipe for u in units}
-        return [(None, None, {}) for _ in units]
-
-    monkeypatch.setattr(teacher, "train_units", fake_units)
-    for domain in ("lecture", "read"):
-        teacher.train_teacher_arms(HubertEncoder(tiny()), ft, 1, domain, None, None, None,
-                                   tmp_path, domain, lambda m, step: None)  # fmt: skip
-    assert recipes["lecture"] == {
-        "pretrained": {"max_steps": 15},
-        "scratch": {"max_steps": 15, "lr": 1e-3},
-    }
-    assert recipes["read"] == {"pretrained": {}, "scratch": {"lr": 1e-3}}

@@ -260,10 +260,9 @@ def train_teacher_arms(
         train = AugmentedASRData(clean_train, ft.augment.chain(), seed)
     ablate = ft.runs_ablations(domain)
     encoder = (pretrained.cfg, {k: v.detach() for k, v in pretrained.state_dict().items()})
-    domain_recipe = ft.domain_recipe(domain)
-    arms: dict[str, tuple[bool, dict]] = {"pretrained": (False, domain_recipe)}
+    arms: dict[str, tuple[bool, dict]] = {"pretrained": (False, {})}
     if ft.scratch_arm and ablate:
-        arms["scratch"] = (True, {**domain_recipe, **ft.scratch})
+        arms["scratch"] = (True, ft.scratch)
     common = {"encoder": encoder, "ft": ft, "seed": seed, "dev": dev, "state_dir": state_dir,
               "stage_key": stage_key}  # fmt: skip
     units = [
