@@ -24,7 +24,8 @@ left every seed on the all-blank plateau: results/distill_uncertainty_size_abs.j
 `alpha025` / `alpha075` / `tau2` vary the weight of the teacher terms (α) and the temperature
 of their posteriors (τ), which the section took from DESIGN §7 without a measurement;
 `steps1200` trains every arm 1,200 steps instead of 900 (the default since a1cce1a);
-`warmup120` warms the learning rate up over 120 steps instead of 30.
+`warmup120` warms the learning rate up over 120 steps instead of 30; `amp_native` trains the arms
+under bf16 autocast where the CPU computes bf16 (`amp: native`, as the teachers do).
 
 The arms train `--workers` at a time (0: one per core), one torch thread each, as the stage's
 do: a row reproduces the stage's arm of the same seed to the digit.
@@ -80,6 +81,9 @@ VARIANTS: dict[str, dict] = {  # overrides of params.distill
     "steps1200": {"max_steps": 1200},
     # 30 warm-up steps to 3e-3: on a Zen 4 host two of six arms never left the all-blank plateau
     "warmup120": {"warmup_steps": 120},
+    # bf16 autocast of the arms' forward where the CPU computes bf16 (finetune's `native`): the
+    # budget's next ~2-3 min, if no arm stalls on the plateau in bf16
+    "amp_native": {"amp": "native"},
 }
 ARMS = ("student_only", "tok_kd", "unc_kd")
 
