@@ -26,6 +26,11 @@ from report import emit
 TOLERANCE = 0.03  # the teachers' dev-WER seed spread (0.01-0.03)
 
 
+def verdict(change: float) -> str:
+    """A change of best dev WER against a baseline, judged with the teachers' seed spread."""
+    return "tie" if abs(change) <= TOLERANCE else "worse" if change > 0 else "better"
+
+
 def read_source(source: str, arm: str) -> list[tuple[int, float]]:
     """(step, dev WER) of `arm`, in step order."""
     if ":" in source and not Path(source).exists():
@@ -71,7 +76,7 @@ def main() -> None:
         rows.append({
             "run": label, "what": notes.get(label, ""), "source": c["source"],
             "last_step": last, "best_dev_wer": best, "baseline_best_to_same_step": ref,
-            "verdict": "tie" if abs(change) <= TOLERANCE else "worse" if change > 0 else "better",
+            "verdict": verdict(change),
             "dev_curve": c["curve"],
         })  # fmt: skip
     emit({"arm": args.arm, "tolerance": TOLERANCE, "baseline": args.baseline, "runs": rows},

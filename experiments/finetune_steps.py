@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
-import io
 import json
 import os
 import statistics
@@ -33,24 +31,10 @@ import time
 from pathlib import Path
 
 import yaml
+from amp_bf16 import TOLERANCE, read_source, verdict
 from report import emit
 
-TOLERANCE = 0.03  # the teachers' dev-WER seed spread (0.01-0.03)
 REPO = Path(__file__).resolve().parents[1]
-
-
-def dev_curve(csv_text: str, arm: str = "pretrained") -> list[tuple[int, float]]:
-    rows = csv.DictReader(io.StringIO(csv_text))
-    return [(int(r["step"]), float(r[f"dev_wer_{arm}"])) for r in rows if r.get(f"dev_wer_{arm}")]
-
-
-def read_text(source: str, root: Path) -> str:
-    """A file, or `REV:path` from git (a committed run's CSV)."""
-    if ":" in source and not (root / source).exists():
-        rev, path = source.split(":", 1)
-        return subprocess.run(["git", "show", f"{rev}:{path}"], cwd=REPO, check=True,
-                              capture_output=True, text=True).stdout  # fmt: skip
-    return (root / source).read_text()
 
 
 def pinned(source: str, root: Path) -> str:
@@ -136,7 +120,8 @@ def main() -> None:
     args = ap.parse_args()
     root = Path(args.root).resolve()
     params = yaml.safe_load((root / "params.yaml").read_text())
-    report: dict = {"domain": args.domain, "tolerance": TOLERANCE, "baseline": args.baseline and pinned(args.baseline, root),
+    baseline = args.baseline and pinned(args.baseline, root)
+    report: dict = {"domain": args.domain, "tolerance": TOLERANCE, "baseline": baseline,
                     "recipe": {k: params["finetune"][k] for k in ("lr", "schedule", "warmup_steps",
                                "max_batch_seconds", "amp")}, "rows": []}  # fmt: skip
     work = root / args.work / args.domain
@@ -149,9 +134,11 @@ def main() -> None:
             raise SystemExit(
                 f"budget {steps}: the stage failed, see {work / f'steps{steps}'}/stage.log"
             )
-    base = dev_curve(read_text(args.baseline, root)) if args.baseline else []
+    if baseline and (root / baseline).exists():
+        baseline = str(root / baseline)  # a file of the workspace, not a git revision
+    base = read_source(baseline, "pretrained") if baseline else []
     if base:
-        row = {"max_steps": max(s for s, _ in base), "source": pinned(args.baseline, root),
+        row = {"max_steps": max(s for s, _ in base), "source": report["baseline"],
                "best_dev_wer": min(w for _, w in base), "dev_curve": base}  # fmt: skip
         if args.baseline_model:
             row["dev_wer_by_rate"] = wer_by_rate(root, args.domain, root / args.baseline_model)
@@ -160,7 +147,7 @@ def main() -> None:
     for steps in args.steps:
         d = work / f"steps{steps}"
         metrics = json.loads((d / "metrics.json").read_text())
-        curve = dev_curve((d / "curve.csv").read_text())
+        curve = read_source(str(d / "curve.csv"), "pretrained")
         best = min(w for _, w in curve)
         row = {
             "max_steps": steps, "best_dev_wer": best, "best_step": metrics["best_step"],
@@ -171,8 +158,7 @@ def main() -> None:
         }  # fmt: skip
         if ref is not None:
             change = best - ref
-            row["verdict"] = ("tie" if abs(change) <= TOLERANCE
-                              else "worse" if change > 0 else "better")  # fmt: skip
+            row["verdict"] = verdict(change)
         report["rows"].append(row)
     report["wall_s"] = round(time.time() - t0, 1)
     emit(report, args.out)
