@@ -23,8 +23,8 @@ is the default and always the first. Each arm's recipe is then chosen on dev, as
 (the same grid for both arms), and the summary compares the two arms at their dev choices too.
 
 Run in a workspace after `pretrain_iter2` (the default profile: the repo root):
-  `python experiments/low_label.py --domain read --minutes 10 --steps 600 1200
-      --seeds 1234 1235 [--recipe lr1e-3='{"lr": 1e-3}'] [--arms pretrained scratch]
+  `python experiments/low_label.py --domain read --minutes 10 --steps 400 1000
+      --seeds 1234 1235 [--recipe 'lr1e-3={"lr": 0.001}'] [--arms pretrained scratch]
       [--out experiments/results/low_label_read.json]`
 States are kept under `--work`: a killed run resumes where each arm stopped.
 """
@@ -136,7 +136,7 @@ def main() -> None:
         type=named_recipe,
         action="append",
         default=[],
-        help="NAME=JSON: a variant of the section's training fields (all --arms)",
+        help="NAME[:ARMS]=JSON: a variant of the section's training fields (every --arms, or ARMS)",
     )
     ap.add_argument("--encoder", default="models/pretrain_iter2/encoder.safetensors",
                     help="the pretrained arm's encoder (the stage's: the last iteration's)")  # fmt: skip
@@ -159,17 +159,15 @@ def main() -> None:
     state_dir = root / args.work / args.domain
     recipes = {"stage": {}, **{name: over for name, over, _ in args.recipe}}
     arms_of = {"stage": args.arms, **{n: only or args.arms for n, _, only in args.recipe}}
-    units = [
-        TeacherUnit(arm, arm == "scratch", encoder, ft, seed, train, dev, state_dir,
-                    f"low_label@{args.domain}", {**(ft.scratch if arm == "scratch" else {}),
-                                                 **over, "max_steps": steps},
-                    tag=unit_tag(name, steps, seed), probe=False)
+    named = [
+        (name, TeacherUnit(arm, arm == "scratch", encoder, ft, seed, train, dev, state_dir,
+                           f"low_label@{args.domain}",
+                           {**(ft.scratch if arm == "scratch" else {}), **over, "max_steps": steps},
+                           tag=unit_tag(name, steps, seed), probe=False))
         for steps in args.steps for name, over in recipes.items()
         for seed in args.seeds for arm in args.arms if arm in arms_of[name]
     ]  # fmt: skip
-    unit_recipe = {
-        unit_tag(n, st, sd): n for n in recipes for st in args.steps for sd in args.seeds
-    }
+    units = [unit for _, unit in named]
     report: dict = {
         "question": "low-label arm: pretrained vs scratch on a few minutes of labels",
         "command": shlex.join(["python", "experiments/low_label.py", *sys.argv[1:]]),
@@ -185,10 +183,10 @@ def main() -> None:
     }
     t0 = time.time()
     trained = train_units(units, args.workers, lambda m, step: None)
-    for unit, (model, result, _) in zip(units, trained, strict=True):
+    for (name, unit), (model, result, _) in zip(named, trained, strict=True):
         scores, _ = score(model, test, ft.eval_batch_seconds)
         report["rows"].append({
-            "arm": unit.arm, "recipe": unit_recipe[unit.tag], "seed": unit.seed,
+            "arm": unit.arm, "recipe": name, "seed": unit.seed,
             "max_steps": unit.recipe["max_steps"],
             "train_audio_seconds_per_s": round(result.audio_seconds_per_s, 1),
             "best_dev_wer": round(result.best["wer"], 5), "best_step": result.best["step"],
