@@ -8,11 +8,20 @@ layers little. This script pretrains iteration 1 again on the default run's MFCC
 layer with benchmarks/layer_pnmi.py (dev, K=100, CMVN, faiss). One JSON object: the stage's
 valid loss and masked accuracy, its wall time and the layer table. Dev only.
 
+`--snapshots N [N ...]` also keeps the encoder at those steps of the same run (the stage's
+resume state is read whenever it is rewritten, every `pretrain.checkpoint_every` steps, so each N
+must be a multiple of it; written as `<work>/encoder_step<N>.safetensors`) and scores their
+layers too: a curve over pretraining steps from one run, whose earlier points sit mid-schedule
+(lr not yet decayed), not at the end of their own schedule. A `--work` whose stage finished on
+the same params copy is collected (layer tables, snapshots), not trained again.
+
 `--model-overrides` changes the encoder instead (the front-end probe: does the CNN front end
 learn the MFCC targets at all at a short budget? the first GPU run's did not).
 
 Run: `python experiments/pretrain_budget.py --steps 1200 --work /tmp/pretrain_budget
       --out experiments/results/pretrain_budget_iter1_1200.json`
+     `python experiments/pretrain_budget.py --steps 6400 --snapshots 1600 3200 --work
+      runs/pretrain_6400 --out experiments/results/pretrain_budget_iter1_6400.json`
      `python experiments/pretrain_budget.py --steps 100 --work /tmp/fe_cnn_preln
       --model-overrides '{"frontend": "cnn", "layer_norm_first": true}'
       --out experiments/results/frontend_probe_cnn_preln_100.json`
@@ -21,15 +30,75 @@ Run: `python experiments/pretrain_budget.py --steps 1200 --work /tmp/pretrain_bu
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import torch
 import yaml
 from report import emit  # experiments/report.py (the script's folder is on sys.path)
+
+from hubert_ee.config import load_params
+from hubert_ee.models.checkpoint import save_encoder
+from hubert_ee.train.pretrain import initial_encoder
+
+
+class SnapshotKeeper:
+    """Writes the encoder of the stage's resume state whenever that state is at a wanted step.
+
+    The state file is replaced atomically, so the bytes read here are one whole state."""
+
+    def __init__(self, work: Path, steps: list[int], params_path: Path) -> None:
+        self.state, self.work, self.pending = work / "state/last.pt", work, set(steps)
+        self.params, self.seen = params_path, None
+
+    def path(self, step: int) -> Path:
+        return self.work / f"encoder_step{step}.safetensors"
+
+    def poll(self) -> None:
+        if not self.pending or not self.state.exists():
+            return
+        stamp = self.state.stat().st_mtime_ns
+        if stamp == self.seen:
+            return
+        self.seen = stamp
+        state = torch.load(io.BytesIO(self.state.read_bytes()), weights_only=True)
+        step = int(state["step"])
+        if step in self.pending and not self.path(step).exists():
+            encoder = initial_encoder(load_params(self.params).model, 1)
+            prefix = "encoder."
+            encoder.load_state_dict(
+                {k[len(prefix) :]: v for k, v in state["model"].items() if k.startswith(prefix)}
+            )
+            save_encoder(encoder, self.path(step), {"iteration": "1", "steps": str(step)})
+            print(f"kept the encoder at step {step}: {self.path(step)}", flush=True)
+        if self.path(step).exists():
+            self.pending.discard(step)
+
+
+def run_stage(iteration: int, work: Path, keeper: SnapshotKeeper) -> float:
+    """The real stage on the params copy in `work`, keeping snapshots while it trains."""
+    t0 = time.perf_counter()
+    stage = subprocess.Popen(
+        [sys.executable, "-m", "tasks.pretrain", "--iteration", str(iteration),
+         "--labels", f"data/labels/iter{iteration}", "--manifests", "data/prepared",
+         "--out", str(work / "model"), "--state", str(work / "state"),
+         "--metrics", str(work / "metrics.json"), "--plots", str(work / "plots.csv"),
+         "--params", str(work / "params.yaml")],
+        env={**os.environ, "HUBERT_EE_TRACKING": "off"},  # an experiment, not a run
+    )  # fmt: skip
+    while stage.poll() is None:
+        keeper.poll()
+        time.sleep(2)
+    if stage.returncode:
+        sys.exit(f"the pretraining stage failed (exit {stage.returncode})")
+    return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -51,6 +120,13 @@ def main() -> None:
         default={},
         help="JSON merged into the pretrain section, e.g. '{\"feature_grad_mult\": 1.0}'",
     )
+    ap.add_argument(
+        "--snapshots",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also keep the encoder at these steps (multiples of checkpoint_every)",
+    )
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -59,32 +135,66 @@ def main() -> None:
     params["pretrain"]["warmup_steps"] = max(1, args.steps // 10)
     params["model"]["overrides"] = {**params["model"].get("overrides", {}), **args.model_overrides}
     params["pretrain"].update(args.pretrain_overrides)
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    t0 = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "tasks.pretrain", "--iteration", str(args.iteration),
-         "--labels", f"data/labels/iter{args.iteration}", "--manifests", "data/prepared",
-         "--out", str(work / "model"), "--state", str(work / "state"),
-         "--metrics", str(work / "metrics.json"), "--plots", str(work / "plots.csv"),
-         "--params", str(work / "params.yaml")],
-        check=True, env={**os.environ, "HUBERT_EE_TRACKING": "off"},  # an experiment, not a run
-    )  # fmt: skip
-    wall = time.perf_counter() - t0
-    layers = subprocess.run(
-        [sys.executable, "benchmarks/layer_pnmi.py", str(work / "model/encoder.safetensors"),
-         "--split", "dev", "--k", "100"],
-        check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
+    every = params["pretrain"]["checkpoint_every"]
+    if bad := [n for n in args.snapshots if n % every or not 0 < n < args.steps]:
+        ap.error(
+            f"--snapshots {bad}: each must be a multiple of checkpoint_every ({every}) "
+            f"below --steps ({args.steps})"
+        )
+    keeper = SnapshotKeeper(work, args.snapshots, work / "params.yaml")
+    copy_path, metrics_path = work / "params.yaml", work / "metrics.json"
+    if (
+        metrics_path.exists()
+        and copy_path.exists()
+        and yaml.safe_load(copy_path.read_text()) == params
+    ):
+        print(f"{work}: the stage finished on these params already; collecting its outputs")
+        wall = json.loads(metrics_path.read_text())["wall_s"]
+        keeper.pending.clear()
+    else:
+        copy_path.write_text(yaml.safe_dump(params, sort_keys=False))
+        keeper.pending -= {n for n in args.snapshots if keeper.path(n).exists()}  # a resumed run
+        wall = run_stage(args.iteration, work, keeper)
+    if keeper.pending:
+        print(f"warning: no state was seen at steps {sorted(keeper.pending)}", file=sys.stderr)
+
+    def layer_table(encoder: Path) -> dict:
+        out = subprocess.run(
+            [sys.executable, "benchmarks/layer_pnmi.py", str(encoder), "--split", "dev",
+             "--k", "100"],
+            check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+        return json.loads(out[out.index("{") :])
+
     metrics = json.loads((work / "metrics.json").read_text())
     report = {
+        "command": shlex.join(["python", "experiments/pretrain_budget.py", *sys.argv[1:]]),
         "iteration_labels": args.iteration,
         "steps": args.steps,
         "model_overrides": params["model"]["overrides"],
         "pretrain_overrides": args.pretrain_overrides,
         "wall_s": round(wall, 1),
         "stage_metrics": {k: v for k, v in metrics.items() if not isinstance(v, dict | list)},
-        "layer_pnmi": json.loads(layers[layers.index("{") :]),
+        "layer_pnmi": layer_table(work / "model/encoder.safetensors"),
     }
+    kept = [n for n in args.snapshots if keeper.path(n).exists()]
+    if kept:
+        acc = {
+            int(r["step"]): float(r["masked_acc"])
+            for r in csv.DictReader((work / "plots.csv").open())
+        }
+        window = params["pretrain"]["log_every"]
+        report["snapshots"] = {
+            str(n): {
+                "encoder": str(keeper.path(n)),
+                # the mean over the log interval ending at n, as the stage logs it
+                f"train_masked_acc_last_{window}": round(
+                    sum(acc[i] for i in range(n - window + 1, n + 1)) / window, 5
+                ),
+                "layer_pnmi": layer_table(keeper.path(n)),
+            }
+            for n in kept
+        }
     emit(report, args.out)
 
 
