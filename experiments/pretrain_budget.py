@@ -20,8 +20,8 @@ learn the MFCC targets at all at a short budget? the first GPU run's did not).
 
 Run: `python experiments/pretrain_budget.py --steps 1200 --work /tmp/pretrain_budget
       --out experiments/results/pretrain_budget_iter1_1200.json`
-     `python experiments/pretrain_budget.py --steps 6400 --snapshots 1600 3200 --work
-      runs/pretrain_6400 --out experiments/results/pretrain_budget_iter1_6400.json`
+     `python experiments/pretrain_budget.py --steps 6400 --snapshots 800 1600 3200 4800
+      --work runs/pretrain_6400 --out experiments/results/pretrain_budget_iter1_6400.json`
      `python experiments/pretrain_budget.py --steps 100 --work /tmp/fe_cnn_preln
       --model-overrides '{"frontend": "cnn", "layer_norm_first": true}'
       --out experiments/results/frontend_probe_cnn_preln_100.json`
@@ -54,9 +54,9 @@ class SnapshotKeeper:
 
     The state file is replaced atomically, so the bytes read here are one whole state."""
 
-    def __init__(self, work: Path, steps: list[int], params_path: Path) -> None:
+    def __init__(self, work: Path, steps: list[int], params_path: Path, iteration: int) -> None:
         self.state, self.work, self.pending = work / "state/last.pt", work, set(steps)
-        self.params, self.seen = params_path, None
+        self.params, self.iteration, self.seen = params_path, iteration, None
 
     def path(self, step: int) -> Path:
         return self.work / f"encoder_step{step}.safetensors"
@@ -71,12 +71,13 @@ class SnapshotKeeper:
         state = torch.load(io.BytesIO(self.state.read_bytes()), weights_only=True)
         step = int(state["step"])
         if step in self.pending and not self.path(step).exists():
-            encoder = initial_encoder(load_params(self.params).model, 1)
+            encoder = initial_encoder(load_params(self.params).model, 1)  # weights replaced
             prefix = "encoder."
             encoder.load_state_dict(
                 {k[len(prefix) :]: v for k, v in state["model"].items() if k.startswith(prefix)}
             )
-            save_encoder(encoder, self.path(step), {"iteration": "1", "steps": str(step)})
+            meta = {"iteration": str(self.iteration), "steps": str(step)}
+            save_encoder(encoder, self.path(step), meta)
             print(f"kept the encoder at step {step}: {self.path(step)}", flush=True)
         if self.path(step).exists():
             self.pending.discard(step)
@@ -141,7 +142,7 @@ def main() -> None:
             f"--snapshots {bad}: each must be a multiple of checkpoint_every ({every}) "
             f"below --steps ({args.steps})"
         )
-    keeper = SnapshotKeeper(work, args.snapshots, work / "params.yaml")
+    keeper = SnapshotKeeper(work, args.snapshots, work / "params.yaml", args.iteration)
     copy_path, metrics_path = work / "params.yaml", work / "metrics.json"
     if (
         metrics_path.exists()
