@@ -32,7 +32,7 @@ from pathlib import Path
 
 import yaml
 from amp_bf16 import TOLERANCE, read_source, verdict
-from report import emit
+from report import emit, stage_finished
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,13 +54,6 @@ def budget_params(params: dict, steps: int) -> dict:
         p["finetune"]["steps_scale"] = None  # `steps` is the arm's budget, not a factor's base
     p["finetune"]["scratch_arm"] = False  # the pretrained arm only: the teacher the stage keeps
     return p
-
-
-def finished(params: dict, steps: int, work: Path) -> bool:
-    """The stage ran to its metrics on the same params copy."""
-    copy_path = work / "params.yaml"
-    return (work / "metrics.json").exists() and copy_path.exists() and yaml.safe_load(
-        copy_path.read_text()) == budget_params(params, steps)  # fmt: skip
 
 
 def launch(root: Path, params: dict, domain: str, steps: int, work: Path) -> subprocess.Popen:
@@ -128,7 +121,7 @@ def main() -> None:
     t0 = time.time()
     # a budget whose stage already finished here (same params copy) is collected, not retrained
     procs = {s: launch(root, params, args.domain, s, work / f"steps{s}") for s in args.steps
-             if not finished(params, s, work / f"steps{s}")}  # fmt: skip
+             if not stage_finished(work / f"steps{s}", budget_params(params, s))}  # fmt: skip
     for steps, proc in procs.items():
         if proc.wait() != 0:
             raise SystemExit(

@@ -42,7 +42,10 @@ from pathlib import Path
 
 import torch
 import yaml
-from report import emit  # experiments/report.py (the script's folder is on sys.path)
+from report import (
+    emit,
+    stage_finished,
+)  # experiments/report.py (the script's folder is on sys.path)
 
 from hubert_ee.config import load_params
 from hubert_ee.models.checkpoint import save_encoder
@@ -55,7 +58,8 @@ class SnapshotKeeper:
     The state file is replaced atomically, so the bytes read here are one whole state."""
 
     def __init__(self, work: Path, steps: list[int], params_path: Path, iteration: int) -> None:
-        self.state, self.work, self.pending = work / "state/last.pt", work, set(steps)
+        self.state, self.work = work / "state/last.pt", work
+        self.pending = {n for n in steps if not self.path(n).exists()}  # a resumed run kept some
         self.params, self.iteration, self.seen = params_path, iteration, None
 
     def path(self, step: int) -> Path:
@@ -70,7 +74,7 @@ class SnapshotKeeper:
         self.seen = stamp
         state = torch.load(io.BytesIO(self.state.read_bytes()), weights_only=True)
         step = int(state["step"])
-        if step in self.pending and not self.path(step).exists():
+        if step in self.pending:
             encoder = initial_encoder(load_params(self.params).model, 1)  # weights replaced
             prefix = "encoder."
             encoder.load_state_dict(
@@ -79,7 +83,6 @@ class SnapshotKeeper:
             meta = {"iteration": str(self.iteration), "steps": str(step)}
             save_encoder(encoder, self.path(step), meta)
             print(f"kept the encoder at step {step}: {self.path(step)}", flush=True)
-        if self.path(step).exists():
             self.pending.discard(step)
 
 
@@ -143,18 +146,12 @@ def main() -> None:
             f"below --steps ({args.steps})"
         )
     keeper = SnapshotKeeper(work, args.snapshots, work / "params.yaml", args.iteration)
-    copy_path, metrics_path = work / "params.yaml", work / "metrics.json"
-    if (
-        metrics_path.exists()
-        and copy_path.exists()
-        and yaml.safe_load(copy_path.read_text()) == params
-    ):
+    if stage_finished(work, params):
         print(f"{work}: the stage finished on these params already; collecting its outputs")
-        wall = json.loads(metrics_path.read_text())["wall_s"]
+        wall = json.loads((work / "metrics.json").read_text())["wall_s"]
         keeper.pending.clear()
     else:
-        copy_path.write_text(yaml.safe_dump(params, sort_keys=False))
-        keeper.pending -= {n for n in args.snapshots if keeper.path(n).exists()}  # a resumed run
+        (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         wall = run_stage(args.iteration, work, keeper)
     if keeper.pending:
         print(f"warning: no state was seen at steps {sorted(keeper.pending)}", file=sys.stderr)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import yaml
+
 
 def emit(report: dict, out: str | None, partial: bool = False) -> None:
     """`partial=True`: only (re)write the file, so a long run that is stopped keeps the rows it
@@ -33,3 +35,14 @@ def add_row(report: dict, row: dict, out: str | None) -> None:
     report["rows"].append(row)
     print(row, flush=True)
     emit(report, out, partial=True)
+
+
+def stage_finished(work: Path, params: dict) -> bool:
+    """A stage run in `work` wrote its metrics from a params copy equal to `params`: collect its
+    outputs instead of training again."""
+    copy_path = work / "params.yaml"
+    return (
+        (work / "metrics.json").exists()
+        and copy_path.exists()
+        and yaml.safe_load(copy_path.read_text()) == params
+    )
