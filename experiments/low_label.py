@@ -8,7 +8,8 @@ With all of a teacher domain's labels the pretrained and scratch arms are level 
 same code: `TeacherUnit` with the stage's `subset_minutes` draw, the stage's recipe, augmentation
 and step-time arithmetic) at several step budgets and seeds, side by side, one torch thread
 each, from the workspace's pretrained encoder. The labeled subset is the stage's (drawn with
-`params.seed`); `--seeds` vary what training draws (head init, batch order, augmentation).
+`params.seed`); `--seeds` vary what training draws (head init, batch order, augmentation); `--subset-seed` draws
+another labeled subset (its arms keep their own states), for the spread of the draw itself.
 
 Per budget: each arm's best dev WER (the choice; mean and spread over the seeds), the ratio
 pretrained / scratch of the dev means, a verdict by DESIGN §11's rule (a difference smaller than
@@ -60,8 +61,9 @@ RECIPE_FIELDS = (
 )
 
 
-def unit_tag(recipe: str, steps: int, seed: int) -> str:
-    return ("" if recipe == "stage" else f"_{recipe}") + f"_low_label_n{steps}_s{seed}"
+def unit_tag(recipe: str, steps: int, seed: int, draw: str = "") -> str:
+    """The state folder's name; `draw` marks a labeled subset other than the stage's."""
+    return ("" if recipe == "stage" else f"_{recipe}") + f"_low_label{draw}_n{steps}_s{seed}"
 
 
 def named_recipe(text: str) -> tuple[str, dict, list[str] | None]:
@@ -129,6 +131,8 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--steps", type=int, nargs="+", default=[600])
     ap.add_argument("--seeds", type=int, nargs="+", default=[1234, 1235])
+    ap.add_argument("--subset-seed", type=int,
+                    help="draw the labeled subset with this seed (default params.seed: the stage's)")  # fmt: skip
     ap.add_argument("--arms", nargs="+", default=["pretrained", "scratch"],
                     choices=["pretrained", "scratch"])  # fmt: skip
     ap.add_argument(
@@ -152,7 +156,9 @@ def main() -> None:
     clean = domain_split(manifests, "train", args.domain, vocab)
     dev = domain_split(manifests, "dev", args.domain, vocab)
     test = domain_split(manifests, "test", args.domain, vocab)
-    few = subset_minutes(clean, args.minutes, params.seed)  # the stage's draw
+    subset_seed = params.seed if args.subset_seed is None else args.subset_seed
+    few = subset_minutes(clean, args.minutes, subset_seed)  # params.seed: the stage's draw
+    draw = "" if subset_seed == params.seed else f"_d{subset_seed}"
     train = few if ft.augment is None else AugmentedASRData(few, ft.augment.chain(), params.seed)
     pretrained = load_encoder(root / args.encoder)
     encoder = (pretrained.cfg, {k: v.detach() for k, v in pretrained.state_dict().items()})
@@ -163,7 +169,7 @@ def main() -> None:
         (name, TeacherUnit(arm, arm == "scratch", encoder, ft, seed, train, dev, state_dir,
                            f"low_label@{args.domain}",
                            {**(ft.scratch if arm == "scratch" else {}), **over, "max_steps": steps},
-                           tag=unit_tag(name, steps, seed), probe=False))
+                           tag=unit_tag(name, steps, seed, draw), probe=False))
         for steps in args.steps for name, over in recipes.items()
         for seed in args.seeds for arm in args.arms if arm in arms_of[name]
     ]  # fmt: skip
@@ -174,7 +180,7 @@ def main() -> None:
         "domain": args.domain,
         "labeled_minutes": round(float(few.lengths().sum()) / 16000 / 60, 2),
         "labeled_utterances": len(few),
-        "subset_seed": params.seed,
+        "subset_seed": subset_seed,
         "encoder": args.encoder,
         "recipe": {k: getattr(ft, k) for k in RECIPE_FIELDS},
         "variants": {n: {"overrides": recipes[n], "arms": arms_of[n]} for n in recipes},

@@ -15,6 +15,10 @@ layers too: a curve over pretraining steps from one run, whose earlier points si
 (lr not yet decayed), not at the end of their own schedule. A `--work` whose stage finished on
 the same params copy is collected (layer tables, snapshots), not trained again.
 
+`--iteration 2 --previous ENCODER` asks the same of iteration 2 from any iteration-1 encoder: the
+DAG's features and kmeans stages build its labels in `--work` (`iterations.iter2`'s layer and K;
+`kmeans` in the JSON) and pretraining starts from it, as `pretrain.init_from_previous` does.
+
 `--model-overrides` changes the encoder instead (the front-end probe: does the CNN front end
 learn the MFCC targets at all at a short budget? the first GPU run's did not).
 
@@ -22,6 +26,9 @@ Run: `python experiments/pretrain_budget.py --steps 1200 --work /tmp/pretrain_bu
       --out experiments/results/pretrain_budget_iter1_1200.json`
      `python experiments/pretrain_budget.py --steps 6400 --snapshots 800 1600 3200 4800
       --work runs/pretrain_6400 --out experiments/results/pretrain_budget_iter1_6400.json`
+     `python experiments/pretrain_budget.py --iteration 2 --previous
+      runs/pretrain_6400/model/encoder.safetensors --steps 1600 --snapshots 400 800
+      --work runs/it2_6400 --out experiments/results/pretrain_budget_iter2_from_6400.json`
      `python experiments/pretrain_budget.py --steps 100 --work /tmp/fe_cnn_preln
       --model-overrides '{"frontend": "cnn", "layer_norm_first": true}'
       --out experiments/results/frontend_probe_cnn_preln_100.json`
@@ -31,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import os
@@ -86,16 +94,57 @@ class SnapshotKeeper:
             self.pending.discard(step)
 
 
-def run_stage(iteration: int, work: Path, keeper: SnapshotKeeper) -> float:
+EXPERIMENT_ENV = {**os.environ, "HUBERT_EE_TRACKING": "off"}  # an experiment, not a run
+
+
+def check_previous(work: Path, previous: Path | None) -> None:
+    """A --work belongs to one --previous encoder (its labels and its init): refuse another."""
+    mark = work / "previous.json"
+    if previous is None:
+        if mark.exists():
+            sys.exit(f"{work} was built from --previous {json.loads(mark.read_text())['path']}; "
+                     "pass it again or use another --work")  # fmt: skip
+        return
+    digest = hashlib.sha256(previous.read_bytes()).hexdigest()
+    here = {"path": str(previous), "sha256": digest}
+    if mark.exists() and json.loads(mark.read_text()) != here:
+        sys.exit(f"{work} was built from another --previous ({mark}); use another --work")
+    if not mark.exists() and (work / "params.yaml").exists():
+        sys.exit(f"{work} holds a run without --previous; use another --work")
+    mark.write_text(json.dumps(here, indent=1) + "\n")
+
+
+def build_labels(iteration: int, previous: Path, work: Path) -> dict:
+    """The DAG's features and kmeans stages on `previous` (its `iterations.iter<N>` layer and K),
+    into `work`; the kmeans metrics (PNMI, domain PNMI, MFCC at the same K)."""
+    metrics = work / "kmeans.json"
+    if not metrics.exists():
+        common = ["--iteration", str(iteration), "--manifests", "data/prepared",
+                  "--params", str(work / "params.yaml")]  # fmt: skip
+        for cmd in (
+            ["tasks.features", "--checkpoint", str(previous), "--out", str(work / "features"),
+             "--metrics", str(work / "features.json")],
+            ["tasks.kmeans", "--features", str(work / "features"),
+             "--mfcc-features", "data/features/iter1", "--out", str(work / "labels"),
+             "--metrics", str(metrics)],
+        ):  # fmt: skip
+            subprocess.run([sys.executable, "-m", *cmd, *common], check=True, env=EXPERIMENT_ENV)
+    return json.loads(metrics.read_text())
+
+
+def run_stage(
+    iteration: int, work: Path, keeper: SnapshotKeeper, labels: str, previous: Path | None
+) -> float:
     """The real stage on the params copy in `work`, keeping snapshots while it trains."""
     t0 = time.perf_counter()
+    init = ["--previous", str(previous)] if previous else []
     stage = subprocess.Popen(
         [sys.executable, "-m", "tasks.pretrain", "--iteration", str(iteration),
-         "--labels", f"data/labels/iter{iteration}", "--manifests", "data/prepared",
+         "--labels", labels, "--manifests", "data/prepared",
          "--out", str(work / "model"), "--state", str(work / "state"),
          "--metrics", str(work / "metrics.json"), "--plots", str(work / "plots.csv"),
-         "--params", str(work / "params.yaml")],
-        env={**os.environ, "HUBERT_EE_TRACKING": "off"},  # an experiment, not a run
+         "--params", str(work / "params.yaml"), *init],
+        env=EXPERIMENT_ENV,
     )  # fmt: skip
     while stage.poll() is None:
         keeper.poll()
@@ -109,6 +158,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, required=True)
     ap.add_argument("--iteration", type=int, default=1, help="whose labels (data/labels/iter<N>)")
+    ap.add_argument(
+        "--previous",
+        help="iterations >= 2: the previous iteration's encoder. Its labels are built in --work by "
+        "the DAG's features and kmeans stages, and pretraining starts from it "
+        "(pretrain.init_from_previous); without it the DAG's data/labels/iter<N> are used",
+    )
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--work", required=True, help="scratch folder (model, resume state, metrics)")
     ap.add_argument("--out", help="also write the JSON here")
@@ -145,14 +200,21 @@ def main() -> None:
             f"--snapshots {bad}: each must be a multiple of checkpoint_every ({every}) "
             f"below --steps ({args.steps})"
         )
+    previous = Path(args.previous) if args.previous else None
+    if previous is not None and args.iteration < 2:
+        ap.error("--previous needs --iteration 2 or later")
+    check_previous(work, previous)
     keeper = SnapshotKeeper(work, args.snapshots, work / "params.yaml", args.iteration)
     if stage_finished(work, params):
         print(f"{work}: the stage finished on these params already; collecting its outputs")
         wall = json.loads((work / "metrics.json").read_text())["wall_s"]
         keeper.pending.clear()
+        kmeans = json.loads((work / "kmeans.json").read_text()) if previous else None
     else:
         (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        wall = run_stage(args.iteration, work, keeper)
+        kmeans = build_labels(args.iteration, previous, work) if previous else None
+        labels = str(work / "labels") if previous else f"data/labels/iter{args.iteration}"
+        wall = run_stage(args.iteration, work, keeper, labels, previous)
     if keeper.pending:
         print(f"warning: no state was seen at steps {sorted(keeper.pending)}", file=sys.stderr)
 
@@ -168,6 +230,8 @@ def main() -> None:
     report = {
         "command": shlex.join(["python", "experiments/pretrain_budget.py", *sys.argv[1:]]),
         "iteration_labels": args.iteration,
+        "previous": args.previous,
+        "kmeans": kmeans,
         "steps": args.steps,
         "model_overrides": params["model"]["overrides"],
         "pretrain_overrides": args.pretrain_overrides,
