@@ -33,26 +33,12 @@ import yaml
 from report import emit
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from gpu_profile import expand_stages  # noqa: E402  (the GPU runner's dvc.yaml reader)
+
 DEFAULT_STAGES = ["supernet", "finetune@read", "finetune@lecture", "teacher_outputs", "distill"]
 OWN_DATA = {"teacher_outputs"}  # written by a stage this runs: never linked
-
-
-def stage_commands(dvc_yaml: Path) -> dict[str, str]:
-    """name -> command, with `foreach` stages as name@item (DVC's naming)."""
-    doc = yaml.safe_load(dvc_yaml.read_text())
-    params = yaml.safe_load((dvc_yaml.parent / "params.yaml").read_text())
-    out: dict[str, str] = {}
-    for name, stage in doc["stages"].items():
-        if "foreach" not in stage:
-            out[name] = stage["cmd"]
-            continue
-        key = stage["foreach"].strip("${} ")  # e.g. data.teacher_domains
-        items = params
-        for part in key.split("."):
-            items = items[part]
-        for item in items:
-            out[f"{name}@{item}"] = stage["do"]["cmd"].replace("${item}", str(item))
-    return out
 
 
 def metrics_path(cmd: str) -> str:
@@ -74,8 +60,9 @@ def link_workspace(root: Path, work: Path, encoder: Path) -> str:
         params.write_bytes((root / "params.yaml").read_bytes())
     target = work / "models/pretrain_iter2/encoder.safetensors"
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(encoder.read_bytes())
-    return hashlib.sha256(target.read_bytes() + params.read_bytes()).hexdigest()
+    weights = encoder.read_bytes()
+    target.write_bytes(weights)
+    return hashlib.sha256(weights + params.read_bytes()).hexdigest()
 
 
 def main() -> None:
@@ -87,7 +74,12 @@ def main() -> None:
     ap.add_argument("--out")
     args = ap.parse_args()
     root, work = Path(args.root).resolve(), Path(args.work).resolve()
-    commands = stage_commands(REPO / "dvc.yaml")
+    commands = dict(
+        expand_stages(
+            yaml.safe_load((REPO / "dvc.yaml").read_text()),
+            yaml.safe_load((root / "params.yaml").read_text()),
+        )
+    )
     if unknown := [s for s in args.stages if s not in commands]:
         ap.error(f"--stages {unknown}: not in dvc.yaml (known: {', '.join(commands)})")
     digest = link_workspace(root, work, Path(args.encoder).resolve())
@@ -101,8 +93,9 @@ def main() -> None:
     }
     for stage in args.stages:
         cmd, marker = commands[stage], work / "done" / stage
-        if marker.exists() and json.loads(marker.read_text())["inputs_sha256"] == digest:
-            seconds = json.loads(marker.read_text())["wall_s"]
+        done = json.loads(marker.read_text()) if marker.exists() else {}
+        if done.get("inputs_sha256") == digest:
+            seconds = done["wall_s"]
             print(f"{stage}: finished on this encoder already; collecting", flush=True)
         else:
             print(f"{stage}: {cmd}", flush=True)

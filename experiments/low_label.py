@@ -8,8 +8,9 @@ With all of a teacher domain's labels the pretrained and scratch arms are level 
 same code: `TeacherUnit` with the stage's `subset_minutes` draw, the stage's recipe, augmentation
 and step-time arithmetic) at several step budgets and seeds, side by side, one torch thread
 each, from the workspace's pretrained encoder. The labeled subset is the stage's (drawn with
-`params.seed`); `--seeds` vary what training draws (head init, batch order, augmentation); `--subset-seed` draws
-another labeled subset (its arms keep their own states), for the spread of the draw itself.
+`params.seed`); `--seeds` vary what training draws (head init, batch order, augmentation);
+`--subset-seed` draws another labeled subset (its arms keep their own states), for the spread
+of the draw itself.
 
 Per budget: each arm's best dev WER (the choice; mean and spread over the seeds), the ratio
 pretrained / scratch of the dev means, a verdict by DESIGN §11's rule (a difference smaller than

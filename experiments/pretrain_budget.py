@@ -50,10 +50,7 @@ from pathlib import Path
 
 import torch
 import yaml
-from report import (
-    emit,
-    stage_finished,
-)  # experiments/report.py (the script's folder is on sys.path)
+from report import emit, stage_finished  # experiments/report.py (on sys.path)
 
 from hubert_ee.config import load_params
 from hubert_ee.models.checkpoint import save_encoder
