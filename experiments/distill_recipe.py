@@ -23,7 +23,8 @@ left every seed on the all-blank plateau: results/distill_uncertainty_size_abs.j
 
 `alpha025` / `alpha075` / `tau2` vary the weight of the teacher terms (α) and the temperature
 of their posteriors (τ), which the section took from DESIGN §7 without a measurement;
-`steps1200` trains every arm 1,200 steps instead of 900 (the default since a1cce1a);
+`steps1200` trains every arm 1,200 steps instead of 900 (the default since a1cce1a), `steps2400`
+twice the default's;
 `warmup120` warms the learning rate up over 120 steps instead of 30; `amp_native` trains the arms
 under bf16 autocast where the CPU computes bf16 (`amp: native`, as the teachers do).
 
@@ -79,6 +80,9 @@ VARIANTS: dict[str, dict] = {  # overrides of params.distill
     "tau2": {"temperature": 2.0},
     # the budget the side-by-side arms freed: most dev curves still fell at 900 steps
     "steps1200": {"max_steps": 1200},
+    # twice the default's steps: is the student's budget what holds KD from teachers that hear
+    # the target at 0.93x (distill_self_trained_teachers.json)?
+    "steps2400": {"max_steps": 2400},
     # 30 warm-up steps to 3e-3: on a Zen 4 host two of six arms never left the all-blank plateau
     "warmup120": {"warmup_steps": 120},
     # bf16 autocast of the arms' forward where the CPU computes bf16 (finetune's `native`): the
