@@ -47,35 +47,37 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from distill_pseudo_labels import pseudo_label  # experiments/ (the script's folder is on sys.path)
+from distill_pseudo_labels import (  # experiments/ (the script's folder is on sys.path)
+    fresh_store,
+    pseudo_label,
+)
 from report import emit
 
 from hubert_ee.config import FinetuneParams, load_params
 from hubert_ee.data.asr_data import ASRData, AugmentedASRData, domain_split
 from hubert_ee.data.manifest import load_split
 from hubert_ee.data.vocab import CharVocab
-from hubert_ee.decode.emissions import emissions, greedy_scores
-from hubert_ee.decode.teacher_outputs import cache_split, cache_teachers, teacher_paths
+from hubert_ee.decode.emissions import emissions
+from hubert_ee.decode.teacher_outputs import cache_teachers, teacher_paths
 from hubert_ee.device import compute_device
 from hubert_ee.metrics.wer import cer, wer
 from hubert_ee.models.checkpoint import load_ctc_model, save_ctc_model
 from hubert_ee.models.ctc_model import CTCModel
+from hubert_ee.provenance import file_md5
 from hubert_ee.train.checkpointing import fingerprint
 from hubert_ee.train.finetune import finetune
-from hubert_ee.train.teacher import teacher_decoders
+from hubert_ee.train.teacher import beam_report, teacher_decoders
 from hubert_ee.train.variance_fit import refit_variance_head
 
 
 def hearing(model: CTCModel, decoders: dict, data: ASRData, batch_s: float) -> dict:
-    """WER (and CER) greedily and with each of the teacher's decoders."""
-    lps = emissions(model, data, batch_s, compute_device())
-    g = greedy_scores(lps, data)
-    out = {"greedy": round(g["wer"], 5), "greedy_cer": round(g["cer"], 5)}
-    for name in ("beam_lexicon", "beam_lexicon_lm"):
-        if name in decoders:
-            hyps = [decoders[name](lp[None], None)[0] for lp in lps]
-            out[name] = round(wer(data.texts(), hyps), 5)
-    return out
+    """Greedy WER and CER, and the WER with each of the teacher's lexicon decoders (the stage's
+    `beam_report` on the same emissions)."""
+    lexicon = {k: decoders[k] for k in ("beam_lexicon", "beam_lexicon_lm") if k in decoders}
+    r = beam_report(emissions(model, data, batch_s, compute_device()), data, lexicon)
+    return {"greedy": r["wer_greedy"], "greedy_cer": r["cer_greedy"]} | {
+        k: r[f"wer_{k}"] for k in lexicon
+    }
 
 
 def with_trainable_variance(model: CTCModel, ft: FinetuneParams) -> CTCModel:
@@ -121,7 +123,8 @@ def main() -> None:
     )
     report: dict = {
         "command": "python experiments/teacher_self_training.py --work WORK "
-        f"--keep {args.keep} --labels {args.labels} --steps {args.steps} --lr {args.lr:g} --warmup {args.warmup}",
+        f"--keep {args.keep} --labels {args.labels} --steps {args.steps} --lr {args.lr:g} "
+        f"--warmup {args.warmup}",
         "root": str(root),
         "recipe": {
             "steps": args.steps,
@@ -131,7 +134,7 @@ def main() -> None:
             "labels": args.labels,
             "augment": ft.augment is not None,
             "schedule": ft.schedule,
-        },  # fmt: skip
+        },
         "teachers": {},
     }
     adapted = {}
@@ -140,18 +143,16 @@ def main() -> None:
         own_dev = domain_split(manifests, "dev", d, vocab)
         own_test = domain_split(manifests, "test", d, vocab)
         decoders = teacher_decoders(ft, own_train)
-        model = load_ctc_model(path).to(compute_device())
-        before = {
-            f"{target}_dev": hearing(model, decoders, t_dev, ft.eval_batch_seconds),
-            f"{target}_test": hearing(model, decoders, t_test, ft.eval_batch_seconds),
-            f"{d}_test": hearing(model, {}, own_test, ft.eval_batch_seconds),
+        bs = ft.eval_batch_seconds
+        scored = {  # the target's dev and test with its decoders, its own test greedily
+            f"{target}_dev": (t_dev, decoders),
+            f"{target}_test": (t_test, decoders),
+            f"{d}_test": (own_test, {}),
         }
+        model = load_ctc_model(path).to(compute_device())
+        before = {k: hearing(model, dec, data, bs) for k, (data, dec) in scored.items()}
         print(d, "before", before, flush=True)
-        # cache_split finishes a store shard by shard without asking which model wrote it: a
-        # store of another run's teacher would be read as this one's, so every store is rebuilt
-        shutil.rmtree(work / "pl" / d, ignore_errors=True)
-        store = cache_split(model, unl, work / "pl" / d, dp.teacher_output_shards,
-                            dp.eval_batch_seconds, f"teacher {d} on {target}/unlabeled")  # fmt: skip
+        store = fresh_store(model, unl, work / "pl" / d, dp, f"teacher {d} on {target}/unlabeled")
         pl = pseudo_label(store, unl, decoders["beam_lexicon_lm"])
         pl = pl[pl["text"].str.strip() != ""].sort_values("teacher_uncertainty", kind="stable")
         kept = pl.head(round(args.keep * len(pl)))
@@ -172,17 +173,13 @@ def main() -> None:
         torch.manual_seed(seed)
         student = with_trainable_variance(model, ft)
         run_id = fingerprint({"teacher": d, "recipe": report["recipe"], "labels": len(kept),
-                              "model": path.stat().st_mtime_ns})  # fmt: skip
+                              "model": file_md5(path)})  # fmt: skip
         t1 = time.perf_counter()
         result = finetune(student, train, own_dev, cfg, seed, work / "state" / f"{d}.pt",
                           run_id, compute_device())  # fmt: skip
-        refit = refit_variance_head(student, own_train, ft.variance_refit, seed,
-                                    ft.eval_batch_seconds, compute_device())  # fmt: skip
-        after = {
-            f"{target}_dev": hearing(student, decoders, t_dev, ft.eval_batch_seconds),
-            f"{target}_test": hearing(student, decoders, t_test, ft.eval_batch_seconds),
-            f"{d}_test": hearing(student, {}, own_test, ft.eval_batch_seconds),
-        }
+        refit = refit_variance_head(student, own_train, ft.variance_refit, seed, bs,
+                                    compute_device())  # fmt: skip
+        after = {k: hearing(student, dec, data, bs) for k, (data, dec) in scored.items()}
         print(d, "after", after, flush=True)
         out = work / "models/teachers" / d / "model.safetensors"
         save_ctc_model(student, out, {"domain": d, "arm": "self_trained"})
@@ -197,7 +194,7 @@ def main() -> None:
             "train_s": round(time.perf_counter() - t1, 1),
         }
         emit(report, args.out, partial=True)
-    shutil.rmtree(work / "data/teacher_outputs", ignore_errors=True)
+    shutil.rmtree(work / "data/teacher_outputs", ignore_errors=True)  # as fresh_store does
     cache_teachers(adapted, manifests, target, ["train"], work / "data/teacher_outputs",
                    dp.teacher_output_shards, dp.eval_batch_seconds)  # fmt: skip
     report["seconds"] = round(time.perf_counter() - t0, 1)
