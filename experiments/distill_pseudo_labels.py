@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -40,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from report import emit  # experiments/report.py (the script's folder is on sys.path)
 
-from hubert_ee.config import DistillParams, load_params
+from hubert_ee.config import load_params
 from hubert_ee.data.asr_data import domain_split
 from hubert_ee.data.manifest import load_split
 from hubert_ee.data.vocab import CharVocab
@@ -50,21 +49,9 @@ from hubert_ee.device import compute_device
 from hubert_ee.features.store import FrameStore
 from hubert_ee.metrics.wer import cer, wer
 from hubert_ee.models.checkpoint import load_ctc_model, load_encoder
-from hubert_ee.models.ctc_model import CTCModel
 from hubert_ee.train.distill import KDData
 from hubert_ee.train.kd_arms import arms, kd_data, test_scores, train_arm
 from hubert_ee.train.teacher import teacher_decoders
-
-
-def fresh_store(
-    model: CTCModel, rows: pd.DataFrame, out_dir: Path, dp: DistillParams, desc: str
-) -> FrameStore:
-    """`model`'s [logits | σ²] on `rows`, written into an emptied `out_dir`: cache_split finishes
-    a store shard by shard without asking which model wrote it (the DAG's stores are DVC's to
-    invalidate, an experiment's are not), so a store another teacher left would be read as this
-    one's."""
-    shutil.rmtree(out_dir, ignore_errors=True)
-    return cache_split(model, rows, out_dir, dp.teacher_output_shards, dp.eval_batch_seconds, desc)
 
 
 def pseudo_label(store: FrameStore, rows: pd.DataFrame, decoder) -> pd.DataFrame:
@@ -114,8 +101,8 @@ def main() -> None:
     stores, labelling = {}, {}
     for d, path in teacher_paths(domains, root / "models/teachers").items():
         model = load_ctc_model(path).to(compute_device())
-        stores[d] = fresh_store(model, unl, cache / d / "unlabeled", dp,
-                                f"teacher {d} on {target}/unlabeled")  # fmt: skip
+        stores[d] = cache_split(model, unl, cache / d / "unlabeled", dp.teacher_output_shards,
+                                dp.eval_batch_seconds, f"teacher {d} on {target}/unlabeled")  # fmt: skip
         decoder = teacher_decoders(params.finetune, domain_split(manifests, "train", d, vocab))[
             args.decoder
         ]

@@ -41,16 +41,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
-from distill_pseudo_labels import (  # experiments/ (the script's folder is on sys.path)
-    fresh_store,
-    pseudo_label,
-)
+from distill_pseudo_labels import pseudo_label  # experiments/ (the script's folder is on sys.path)
 from report import emit
 
 from hubert_ee.config import FinetuneParams, load_params
@@ -58,7 +54,7 @@ from hubert_ee.data.asr_data import ASRData, AugmentedASRData, domain_split
 from hubert_ee.data.manifest import load_split
 from hubert_ee.data.vocab import CharVocab
 from hubert_ee.decode.emissions import emissions
-from hubert_ee.decode.teacher_outputs import cache_teachers, teacher_paths
+from hubert_ee.decode.teacher_outputs import cache_split, cache_teachers, teacher_paths
 from hubert_ee.device import compute_device
 from hubert_ee.metrics.wer import cer, wer
 from hubert_ee.models.checkpoint import load_ctc_model, save_ctc_model
@@ -152,7 +148,8 @@ def main() -> None:
         model = load_ctc_model(path).to(compute_device())
         before = {k: hearing(model, dec, data, bs) for k, (data, dec) in scored.items()}
         print(d, "before", before, flush=True)
-        store = fresh_store(model, unl, work / "pl" / d, dp, f"teacher {d} on {target}/unlabeled")
+        store = cache_split(model, unl, work / "pl" / d, dp.teacher_output_shards,
+                            dp.eval_batch_seconds, f"teacher {d} on {target}/unlabeled")  # fmt: skip
         pl = pseudo_label(store, unl, decoders["beam_lexicon_lm"])
         pl = pl[pl["text"].str.strip() != ""].sort_values("teacher_uncertainty", kind="stable")
         kept = pl.head(round(args.keep * len(pl)))
@@ -194,7 +191,6 @@ def main() -> None:
             "train_s": round(time.perf_counter() - t1, 1),
         }
         emit(report, args.out, partial=True)
-    shutil.rmtree(work / "data/teacher_outputs", ignore_errors=True)  # as fresh_store does
     cache_teachers(adapted, manifests, target, ["train"], work / "data/teacher_outputs",
                    dp.teacher_output_shards, dp.eval_batch_seconds)  # fmt: skip
     report["seconds"] = round(time.perf_counter() - t0, 1)

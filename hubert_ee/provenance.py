@@ -43,6 +43,12 @@ def path_digest(path: str | Path) -> str:
     return hashlib.md5(json.dumps(entries).encode()).hexdigest()
 
 
+def rows_digest(rows: Iterable[Iterable]) -> str:
+    """md5 of a table's rows (e.g. a manifest's id, path, start, duration), in order: a store
+    written by position holds other utterances once the rows change."""
+    return hashlib.md5(json.dumps([list(r) for r in rows], default=str).encode()).hexdigest()
+
+
 def _module_file(name: str, root: Path) -> Path | None:
     parts = name.split(".")
     if parts[0] not in PROJECT_PACKAGES:

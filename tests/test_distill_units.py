@@ -111,6 +111,61 @@ def test_teacher_output_store_keeps_small_variances(tmp_path):
     np.testing.assert_allclose(stored[:, classes:], expected[:, classes:], rtol=1e-6)
 
 
+def test_teacher_store_resumes_its_own_shards_and_not_another_teachers(tmp_path, capsys):
+    """A killed cache resumes at its first missing shard, but only for the same weights: another
+    teacher's shards under the same path are deleted, not read as this teacher's."""
+    import pandas as pd
+    import soundfile as sf
+
+    from hubert_ee.data.vocab import CharVocab
+    from hubert_ee.decode.teacher_outputs import cache_split
+    from hubert_ee.features.store import shard_name
+    from hubert_ee.models.checkpoint import weights_digest
+    from hubert_ee.models.ctc_model import CTCModel
+
+    rows = []
+    for i in range(3):
+        sf.write(tmp_path / f"{i}.wav", (0.1 * torch.randn(4000 + 800 * i)).numpy(), 16000)
+        rows.append({"id": f"u{i}", "path": str(tmp_path / f"{i}.wav"), "start": 0.0,
+                     "duration": (4000 + 800 * i) / 16000, "num_samples": 4000 + 800 * i})  # fmt: skip
+    rows = pd.DataFrame(rows)
+    torch.manual_seed(0)
+    a = CTCModel(HubertEncoder(tiny()), CharVocab(), uncertainty=True).eval()
+    b = CTCModel(HubertEncoder(tiny()), CharVocab(), uncertainty=True).eval()
+    assert weights_digest(a) != weights_digest(b)
+    out = tmp_path / "store"
+    expected = {m: dict(cache_split(m, rows, tmp_path / f"ref{i}", 3, 10.0, "t")) for i, m in
+                enumerate((a, b))}  # fmt: skip
+    cache_split(a, rows, out, 3, 10.0, "t")
+    first = out / f"{shard_name(0, 3)}.npy"
+    before = first.stat().st_mtime_ns
+    (out / f"{shard_name(2, 3)}.ids.txt").unlink()  # killed while writing shard 2
+    cache_split(a, rows, out, 3, 10.0, "t")  # the same teacher: resumes, shard 0 untouched
+    assert first.stat().st_mtime_ns == before and "other inputs" not in capsys.readouterr().out
+    (out / f"{shard_name(2, 3)}.ids.txt").unlink()
+    got = dict(cache_split(b, rows, out, 3, 10.0, "t"))  # another teacher, same folder
+    assert "shard files were made from other inputs" in capsys.readouterr().out
+    for uid, frames in got.items():
+        np.testing.assert_array_equal(frames, expected[b][uid])
+        assert not np.array_equal(frames, expected[a][uid])
+
+
+def test_weights_digest_follows_the_tensors_not_the_object():
+    from hubert_ee.models.checkpoint import weights_digest
+
+    torch.manual_seed(0)
+    enc = HubertEncoder(tiny())
+    twin = HubertEncoder(tiny())
+    twin.load_state_dict(enc.state_dict())
+    assert weights_digest(enc) == weights_digest(twin)
+    with torch.no_grad():
+        next(twin.parameters()).view(-1)[0] += 1e-6
+    assert weights_digest(enc) != weights_digest(twin)
+    half = HubertEncoder(tiny())
+    half.load_state_dict(enc.state_dict())
+    assert weights_digest(half.to(torch.bfloat16)) != weights_digest(enc)  # dtype counts
+
+
 def test_a_teacher_no_better_than_the_student_alone_is_flagged():
     from hubert_ee.train.distill import weak_teacher_warnings
 

@@ -57,6 +57,22 @@ def test_extract_split_resumes_by_skipping_finished_shards(tmp_path):
     assert len(list(FrameStore(out))) == len(m)
 
 
+def test_a_store_of_other_rows_is_written_afresh_not_resumed(tmp_path, capsys):
+    """Shards are cut by position: finishing a killed store with other rows would pair the old
+    shards' utterances with the new manifest's."""
+    m = _manifest(tmp_path)
+    out = tmp_path / "store"
+    extract_split(MfccSource, m, out, num_shards=3, workers=1)
+    (out / f"{shard_name(2, 3)}.ids.txt").unlink()  # killed while writing shard 2
+    shorter = m.assign(duration=m["duration"] - 0.1)  # the same ids, other audio
+    extract_split(MfccSource, shorter, out, num_shards=3, workers=1)
+    assert "shard files were made from other inputs" in capsys.readouterr().out
+    lengths = FrameStore(out).lengths()
+    assert [lengths[u] for u in m["id"]] == [
+        MfccSource().num_frames(round(d * 16000)) for d in shorter["duration"]
+    ]
+
+
 class _WrongSource(MfccSource):
     name = "broken"
 

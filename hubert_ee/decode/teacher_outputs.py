@@ -4,7 +4,8 @@ One store per teacher and split (hubert_ee/features/store.py layout): per frame 
 logits f_t and the variances σ²_t side by side, (frames, 2·classes), at the teachers' 50 Hz
 frame rate. float32 (`STORE_DTYPE`): in float16 a σ² below ≈ 6e-5 loses its precision and
 below ≈ 3e-8 becomes 0, and σ̂ = σ²/‖σ²‖ is matched on exactly those small values (DESIGN §6).
-A killed run resumes at the first missing shard.
+A killed run resumes at the first missing shard, and only a store of the same teacher weights
+and rows: another one's shards are deleted first (features/store.py, `producer`).
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from hubert_ee.data.audio_io import read_mono_16k
 from hubert_ee.data.batching import bucket_batches
 from hubert_ee.data.manifest import load_split
 from hubert_ee.device import compute_device
-from hubert_ee.features.store import FrameStore, StoreMeta, shard_complete, write_shard
-from hubert_ee.models.checkpoint import load_ctc_model
+from hubert_ee.features.store import FrameStore, StoreMeta, open_store, shard_complete, write_shard
+from hubert_ee.models.checkpoint import load_ctc_model, weights_digest
 from hubert_ee.models.ctc_model import CTCModel
+from hubert_ee.provenance import rows_digest
 
 STORE_DTYPE = "float32"
 
@@ -54,6 +56,8 @@ def cache_split(
     """Write (or finish) the store of `rows` under out_dir; utterances are split into shards
     by position, so the store is the same for any batch size."""
     model.eval()
+    rows = rows.reset_index(drop=True)
+    source_rows = rows[["id", "path", "start", "duration", "num_samples"]].itertuples(index=False)
     meta = StoreMeta(
         source="teacher_outputs",
         dim=2 * model.head.out_features,
@@ -61,9 +65,9 @@ def cache_split(
         frame_rate_hz=16000 / model.encoder.cfg.stride,
         num_shards=num_shards,
         extra={"classes": model.head.out_features, "layout": "logits|variance"},
+        producer=f"{weights_digest(model)}:{rows_digest(source_rows)}",
     )
-    meta.write(out_dir)
-    rows = rows.reset_index(drop=True)
+    open_store(out_dir, meta)
     parts = np.array_split(np.arange(len(rows)), num_shards)
     for i in tqdm(range(num_shards), desc=desc, unit="shard"):
         if shard_complete(out_dir, i, num_shards):

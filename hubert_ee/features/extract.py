@@ -3,7 +3,9 @@
 The split is cut into a fixed number of shards (params), independent of the worker count; each
 shard is one work unit (hubert_ee/parallel.py) on a worker with one intra-op thread, so N
 workers use N cores without oversubscription and every executor writes the same bytes. Shards
-already on disk are skipped, so a killed extraction resumes where it stopped.
+already on disk are skipped, so a killed extraction resumes where it stopped; shards made by
+another source (`identity`: e.g. another checkpoint's weights) or from other rows are deleted
+first (features/store.py, `producer`).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from tqdm import tqdm
 from hubert_ee.data.audio_io import read_mono_16k
 from hubert_ee.data.manifest import load_split
 from hubert_ee.features.normalize import cmvn
-from hubert_ee.features.store import StoreMeta, shard_complete, write_shard
+from hubert_ee.features.store import StoreMeta, open_store, shard_complete, write_shard
 from hubert_ee.parallel import Executor, run_units
+from hubert_ee.provenance import rows_digest
 
 
 class FeatureSource(Protocol):
@@ -32,6 +35,7 @@ class FeatureSource(Protocol):
     frame_rate_hz: float
     window: int  # samples in a frame's receptive field
     hop: int  # samples between frames
+    identity: str  # what its frames are made from (name, settings, weights digest)
 
     def num_frames(self, num_samples: int) -> int: ...
     def __call__(self, wave: np.ndarray) -> np.ndarray: ...
@@ -101,6 +105,7 @@ def extract_split(
     ex = workers if isinstance(workers, Executor) else Executor("local", workers)
     source = make_source()
     dtype = "float16" if float16 else "float32"
+    utts = utterances(manifest)
     meta = StoreMeta(
         source.name,
         source.dim,
@@ -108,10 +113,9 @@ def extract_split(
         source.frame_rate_hz,
         num_shards,
         {"window": source.window, "hop": source.hop, "cmvn": normalize},
+        f"{source.identity}:{rows_digest((u.id, u.path, u.start, u.duration) for u in utts)}",
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    meta.write(out_dir)
-    utts = utterances(manifest)
+    open_store(out_dir, meta)
     chunks = np.array_split(np.arange(len(utts)), num_shards)
     jobs = [
         (make_source, i, num_shards, [utts[j] for j in idx], str(out_dir), dtype, normalize)

@@ -14,6 +14,7 @@ class MfccSource:
     """39-d MFCC. Dither is off (Kaldi's default dither=1 makes features irreproducible)."""
 
     name = "mfcc"
+    identity = "kaldi-mfcc-13+d+dd-dither0"
     dim = 39
     frame_rate_hz = 16000 / HOP
     window = WINDOW

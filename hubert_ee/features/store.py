@@ -1,12 +1,15 @@
 """A sharded, memory-mappable store of per-utterance frame arrays (features or labels).
 
 Layout of a store directory (one per split):
-    meta.json                       source, dim, dtype, frame_rate_hz, num_shards
+    meta.json                       source, dim, dtype, frame_rate_hz, num_shards, producer
     shard-<i>-of-<n>.npy            all frames of the shard's utterances, concatenated
     shard-<i>-of-<n>.lengths.npy    frames per utterance (int64)
     shard-<i>-of-<n>.ids.txt        utterance ids, one per line
 A shard is written whole by one worker and renamed into place, so a killed extraction resumes
-by skipping the shards that exist. Readers never load more than one utterance's frames.
+by skipping the shards that exist. It resumes only its own shards: `producer` is a digest of
+what the shards are made from (the model's weights, the rows, the source), and a writer that
+finds another meta deletes the shards (`open_store`) instead of finishing a store whose first
+shards hold another model's frames. Readers never load more than one utterance's frames.
 """
 
 from __future__ import annotations
@@ -31,12 +34,14 @@ class StoreMeta:
     frame_rate_hz: float
     num_shards: int
     extra: dict | None = None
+    producer: str = ""  # what the shards are made from; "" in stores older than the field
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, indent=2, sort_keys=True) + "\n"
 
     def write(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "meta.json").write_text(
-            json.dumps(self.__dict__, indent=2, sort_keys=True) + "\n"
-        )
+        (directory / "meta.json").write_text(self.to_json())
 
     @classmethod
     def read(cls, directory: Path) -> StoreMeta:
@@ -44,6 +49,27 @@ class StoreMeta:
         if not path.exists():
             raise FileNotFoundError(f"{directory} is not a feature/label store (no meta.json)")
         return cls(**json.loads(path.read_text()))
+
+
+def open_store(directory: Path, meta: StoreMeta) -> list[str]:
+    """Make `directory` the store of `meta` before shards are written; returns the names of the
+    shard files deleted because another writer left them (another meta: other weights, rows or
+    settings, or no meta at all), said in one line."""
+    directory.mkdir(parents=True, exist_ok=True)
+    try:  # compared as written: JSON makes a tuple in `extra` a list
+        same = StoreMeta.read(directory).to_json() == meta.to_json()
+    except (FileNotFoundError, TypeError, ValueError):  # none, or one this code cannot read
+        same = False
+    stale = [] if same else sorted(p.name for p in directory.glob("shard-*"))
+    for name in stale:
+        (directory / name).unlink()
+    if stale:
+        print(
+            f"{directory}: {len(stale)} shard files were made from other inputs (model, rows or "
+            "settings); deleted, the store is written afresh"
+        )
+    meta.write(directory)
+    return stale
 
 
 def write_shard(

@@ -9,6 +9,7 @@ a configuration.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from pathlib import Path
@@ -39,6 +40,17 @@ def canonical_safetensors(tensors: dict[str, torch.Tensor], meta: dict[str, str]
     text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
     return struct.pack("<Q", len(text)) + text + raw[8 + n :]
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """md5 of a module's parameters and buffers (names, dtypes, shapes, bytes), as loaded: what
+    its outputs are made from, whichever file or path it came from."""
+    h = hashlib.md5()
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())  # any dtype, bf16 too
+    return h.hexdigest()
 
 
 def _write(module: torch.nn.Module, path: str | Path, meta: dict[str, str]) -> None:

@@ -12,7 +12,7 @@ import torch
 from hubert_ee.config import IterationConfig
 from hubert_ee.device import compute_device
 from hubert_ee.features.mfcc import MfccSource
-from hubert_ee.models.checkpoint import load_encoder
+from hubert_ee.models.checkpoint import load_encoder, weights_digest
 
 
 class LayerSource:
@@ -28,6 +28,7 @@ class LayerSource:
             )
         self.layer = layer
         self.name = f"layer{layer}"
+        self.identity = f"layer{layer}:{weights_digest(self.model)}"  # the weights, not the path
         self.dim = cfg.embed_dim
         self.hop = cfg.stride
         self.window = cfg.receptive_field

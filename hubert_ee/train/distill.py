@@ -68,7 +68,8 @@ class KDData(ASRData):
         key = (id(store), shard)
         if key not in self._mmaps:
             self._mmaps[key] = store.shard(shard)[2]
-        return np.asarray(self._mmaps[key][first : first + n], dtype=np.float32)
+        # a copy: torch.from_numpy of the read-only map warns that writes would be undefined
+        return np.array(self._mmaps[key][first : first + n], dtype=np.float32)
 
     def __getitem__(self, i: int):
         return (
