@@ -15,7 +15,9 @@ teachers' uncertainty head; no labels involved). Each variant trains the distill
 (`train_arm`, the stage's recipe, `--max-steps` overriding distill.max_steps) on the same
 seeds, is early-stopped and compared on target dev; test is reported, never chosen on. The
 pseudo-labels' WER against the unlabeled split's true transcripts is reported (the synthetic
-corpus has them), never used.
+corpus has them), never used. `--labels truth` is a diagnostic bound, not a recipe: the same
+rows with those true transcripts (target labels a product never has), i.e. the student's WER
+with more target labels, which no teacher's transcripts can beat.
 
 `--keep` with no value and `--with-baseline` trains the arms without pseudo-labels only: the
 distillation step curve (`--max-steps 600`, `--max-steps 900`) that chose distill.max_steps.
@@ -78,6 +80,8 @@ def main() -> None:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--decoder", default="beam_lexicon_lm",
                     help="which of the finetune stage's decoders labels (teacher_decoders)")  # fmt: skip
+    ap.add_argument("--labels", choices=["pseudo", "truth"], default="pseudo",
+                    help="truth: the unlabeled rows' true transcripts (a bound, not a recipe)")  # fmt: skip
     ap.add_argument("--keep", type=float, nargs="*", default=[1.0])
     ap.add_argument("--max-steps", type=int, nargs="+", default=[300])
     ap.add_argument("--seeds", type=int, nargs="+", default=[1234, 1235])
@@ -117,6 +121,8 @@ def main() -> None:
         print(d, {k: v for k, v in labelling[d].items() if k != "decoder"}, flush=True)
     chosen = min(labelling, key=lambda d: labelling[d]["dev_wer"])  # on target dev
     pl = pseudo_label(stores[chosen], unl, labelling[chosen]["decoder"])
+    if args.labels == "truth":  # the bound: same rows, same order, the corpus's transcripts
+        pl["text"] = pl["true_text"]
     pl = pl[pl["text"].str.strip() != ""].reset_index(drop=True)
     pl_quality = {
         "utterances": len(pl),
