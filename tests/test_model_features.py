@@ -57,6 +57,28 @@ def test_layer_source_is_the_layer_output_at_50_hz(checkpoint):
         LayerSource(checkpoint, layer=9)
 
 
+def test_layer_source_identity_is_the_layer_and_weights_hashed_on_first_use(
+    checkpoint, tmp_path, monkeypatch
+):
+    from hubert_ee.models import layer_features
+
+    calls = []
+    digest = layer_features.weights_digest
+    monkeypatch.setattr(layer_features, "weights_digest", lambda m: calls.append(1) or digest(m))
+    src = LayerSource(checkpoint, layer=2)
+    assert calls == []  # an extraction worker that never reads it never hashes
+    assert src.identity == f"layer2:{digest(src.model)}" == src.identity
+    assert calls == [1]
+    moved = tmp_path / "elsewhere.safetensors"  # the same weights under another path
+    moved.write_bytes(checkpoint.read_bytes())
+    assert LayerSource(moved, layer=2).identity == src.identity
+    assert LayerSource(checkpoint, layer=1).identity != src.identity
+    torch.manual_seed(1)
+    other = tmp_path / "other.safetensors"
+    save_encoder(HubertEncoder(config.tiny()).eval(), other)
+    assert LayerSource(other, layer=2).identity != src.identity
+
+
 def test_sharded_extraction_with_a_model_source(checkpoint, tmp_path):
     rows = [
         {

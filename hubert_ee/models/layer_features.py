@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +28,16 @@ class LayerSource:
             )
         self.layer = layer
         self.name = f"layer{layer}"
-        self.identity = f"layer{layer}:{weights_digest(self.model)}"  # the weights, not the path
         self.dim = cfg.embed_dim
         self.hop = cfg.stride
         self.window = cfg.receptive_field
         self.frame_rate_hz = 16000 / cfg.stride
+
+    @cached_property
+    def identity(self) -> str:
+        """The layer and the weights, not the path. Hashed on first use: only the process that
+        opens the store reads it, not the extraction workers that build their own source."""
+        return f"layer{self.layer}:{weights_digest(self.model)}"
 
     def num_frames(self, num_samples: int) -> int:
         return self.model.cfg.num_frames(num_samples)
